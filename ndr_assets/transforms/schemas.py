@@ -1,0 +1,241 @@
+"""Explicit schemas of every dataset the 15-minute graph reads and writes.
+
+One place for column names and types: readers project onto ``TRAFFIC_SCHEMA``; the delta builder
+writes ``DELTA_HOST_SLICE_SCHEMA`` and ``DELTA_PEER_SLICE_SCHEMA``; FG-A writes ``fg_a_schema()``;
+pair counts write ``PAIR_COUNTS_SCHEMA``. Names follow spec 003 item 7 and ``fg_a_metrics.md``.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from ndr_assets.transforms.windows import WINDOW_LABELS
+from ndr_resources.errors import SchemaContractError
+
+# ---------------------------------------------------------------- canonical traffic (reader output)
+
+TRAFFIC_SCHEMA = T.StructType(
+    [
+        T.StructField("source_ip", T.StringType()),
+        T.StructField("destination_ip", T.StringType()),
+        T.StructField("source_port", T.IntegerType()),
+        T.StructField("destination_port", T.IntegerType()),
+        T.StructField("protocol", T.StringType()),  # lower case: tcp, udp, icmp, ...
+        T.StructField("action", T.StringType()),  # lower case PAN-OS action: allow, deny, drop, reset-both, ...
+        T.StructField("source_bytes", T.LongType()),  # bytes sent by the session's source
+        T.StructField("destination_bytes", T.LongType()),  # bytes sent by the session's destination
+        T.StructField("packets", T.LongType()),
+        T.StructField("event_start", T.TimestampType()),
+        T.StructField("event_end", T.TimestampType()),
+        T.StructField("duration_s", T.DoubleType()),
+        T.StructField("application", T.StringType()),
+        T.StructField("rule", T.StringType()),
+        T.StructField("source_zone", T.StringType()),
+        T.StructField("destination_zone", T.StringType()),
+        T.StructField("session_end_reason", T.StringType()),
+        T.StructField("log_type", T.StringType()),  # TRAFFIC
+        T.StructField("log_subtype", T.StringType()),  # start, end, drop, deny
+        T.StructField("mini_batch_id", T.StringType()),
+        T.StructField("source_file", T.StringType()),
+    ]
+)
+
+# Rows rejected by a DQ rule or a parser: the original values as text, why, and where they came from.
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("reject_reason", T.StringType(), False),
+        T.StructField("raw_record", T.StringType()),
+        T.StructField("source_file", T.StringType()),
+        T.StructField("mini_batch_id", T.StringType()),
+        T.StructField("window_start", T.TimestampType(), False),
+    ]
+)
+
+# ---------------------------------------------------------------- delta (per host, role, slice)
+
+DELTA_KEY_FIELDS = [
+    T.StructField("host_ip", T.StringType(), False),
+    T.StructField("role", T.StringType(), False),  # outbound | inbound
+    T.StructField("slice_start", T.TimestampType(), False),
+    T.StructField("slice_end", T.TimestampType(), False),
+]
+
+# Additive per-slice counts and sums: a window's value is the sum of its slices.
+ADDITIVE_METRICS = (
+    "sessions_cnt",
+    "allow_cnt",
+    "deny_cnt",
+    "alert_cnt",
+    "rst_cnt",
+    "aged_out_cnt",
+    "zero_reply_cnt",
+    "short_session_cnt",
+    "bytes_src_sum",
+    "bytes_dst_sum",
+    "duration_sum",
+    "tcp_cnt",
+    "udp_cnt",
+    "icmp_cnt",
+    "threat_cnt",
+    "traffic_cnt",
+    "high_risk_port_sessions_cnt",
+    "admin_port_sessions_cnt",
+    "fileshare_port_sessions_cnt",
+    "directory_port_sessions_cnt",
+    "db_port_sessions_cnt",
+)
+# Need the peer/port detail of the whole window (computed from DELTA_PEER_SLICE rows for windows > 15m).
+DISTRIBUTION_METRICS = (
+    "peer_ip_nunique",
+    "peer_port_nunique",
+    "peer_segment_nunique",
+    "peer_ip_entropy",
+    "peer_port_entropy",
+    "peer_ip_top1_sessions_share",
+    "peer_port_top1_sessions_share",
+    "peer_ip_top1_bytes_share",
+    "peer_port_top1_bytes_share",
+)
+# A window's value is the maximum of its slices.
+MAX_METRICS = ("max_sessions_per_minute",)
+BASE_METRICS = ADDITIVE_METRICS + DISTRIBUTION_METRICS + MAX_METRICS  # the 31 base metrics
+
+_DOUBLE_METRICS = {
+    "duration_sum",
+    "peer_ip_entropy",
+    "peer_port_entropy",
+    "peer_ip_top1_sessions_share",
+    "peer_port_top1_sessions_share",
+    "peer_ip_top1_bytes_share",
+    "peer_port_top1_bytes_share",
+}
+
+
+def _metric_type(name: str) -> T.DataType:
+    return T.DoubleType() if name in _DOUBLE_METRICS else T.LongType()
+
+
+DELTA_HOST_SLICE_SCHEMA = T.StructType(
+    DELTA_KEY_FIELDS
+    + [T.StructField(m, _metric_type(m), False) for m in BASE_METRICS]
+    + [
+        # Extra delta-only columns (not FG-A model inputs).
+        T.StructField("packets_sum", T.LongType()),  # null when the source has no packet counts
+        T.StructField("duration_max", T.DoubleType(), False),
+    ]
+)
+
+# Per host, role, slice and peer endpoint: the detail FG-A needs for distinct counts, entropies,
+# top-1 shares, high-risk segments and 30-day novelty over windows longer than one slice.
+DELTA_PEER_SLICE_SCHEMA = T.StructType(
+    DELTA_KEY_FIELDS
+    + [
+        T.StructField("peer_ip", T.StringType(), False),
+        T.StructField("peer_port", T.IntegerType(), False),
+        T.StructField("peer_segment", T.StringType(), False),
+        T.StructField("sessions_cnt", T.LongType(), False),
+        T.StructField("bytes_sum", T.LongType(), False),  # bytes sent + received with this peer endpoint
+    ]
+)
+
+# ---------------------------------------------------------------- pair counts
+
+PAIR_COUNTS_SCHEMA = T.StructType(
+    [
+        T.StructField("src_ip", T.StringType(), False),
+        T.StructField("dst_ip", T.StringType(), False),
+        T.StructField("dst_port", T.IntegerType(), False),
+        T.StructField("event_ts", T.TimestampType(), False),  # end of the 15-minute window
+        T.StructField("sessions_cnt", T.LongType(), False),
+    ]
+)
+
+# ---------------------------------------------------------------- FG-A
+
+DERIVED_METRICS = (
+    "duration_mean",
+    "deny_ratio",
+    "bytes_asymmetry_ratio",
+    "transport_tcp_ratio",
+    "transport_udp_ratio",
+    "transport_icmp_ratio",
+    "has_high_risk_port_activity",
+)
+NOVELTY_METRICS = (
+    "new_peer_cnt_lookback30d",
+    "rare_peer_cnt_lookback30d",
+    "new_peer_ratio_lookback30d",
+    "new_dst_port_cnt_lookback30d",
+    "rare_dst_port_cnt_lookback30d",
+    "new_pair_cnt_lookback30d",
+    "new_src_dst_port_cnt_lookback30d",
+)
+HIGH_RISK_SEGMENT_METRICS = (
+    "high_risk_segment_sessions_cnt",
+    "high_risk_segment_unique_dsts",
+    "has_high_risk_segment_interaction",
+)
+FG_A_METRICS = BASE_METRICS + DERIVED_METRICS + NOVELTY_METRICS + HIGH_RISK_SEGMENT_METRICS  # 48
+DIRECTION_PREFIXES = {"outbound": "", "inbound": "in_"}
+TIME_FEATURES = ("hour_of_day", "is_working_hours", "is_after_hours", "is_night", "is_weekend")
+FG_A_KEY_FIELDS = [
+    T.StructField("host_ip", T.StringType(), False),
+    # Time band of the window end (see docs/features.md): work_hours | after_hours | night | weekend.
+    T.StructField("window_label", T.StringType(), False),
+    T.StructField("window_end_ts", T.TimestampType(), False),
+]
+
+_DOUBLE_FG_A = _DOUBLE_METRICS | {
+    "duration_mean",
+    "deny_ratio",
+    "bytes_asymmetry_ratio",
+    "transport_tcp_ratio",
+    "transport_udp_ratio",
+    "transport_icmp_ratio",
+    "new_peer_ratio_lookback30d",
+}
+
+
+def fg_a_metric_columns() -> list[str]:
+    """The 480 metric columns: ``<prefix><metric>_<window_label>`` for both directions."""
+    return [
+        f"{prefix}{metric}_{label}"
+        for prefix in DIRECTION_PREFIXES.values()
+        for metric in FG_A_METRICS
+        for label in WINDOW_LABELS
+    ]
+
+
+def fg_a_schema() -> T.StructType:
+    fields = list(FG_A_KEY_FIELDS)
+    fields.append(T.StructField("hour_of_day", T.IntegerType(), False))
+    fields += [T.StructField(flag, T.IntegerType(), False) for flag in TIME_FEATURES[1:]]
+    for prefix in DIRECTION_PREFIXES.values():
+        for metric in FG_A_METRICS:
+            dtype = T.DoubleType() if metric in _DOUBLE_FG_A else T.LongType()
+            for label in WINDOW_LABELS:
+                fields.append(T.StructField(f"{prefix}{metric}_{label}", dtype, False))
+    return T.StructType(fields)
+
+
+# ---------------------------------------------------------------- contract enforcement
+
+
+def enforce_schema(df: DataFrame, contract: T.StructType, dataset: str) -> DataFrame:
+    """Select exactly the contract's columns in order, failing on a missing column or a wrong type.
+
+    Nullability is checked as data by the asset checks, not here: Spark widens nullability freely.
+    """
+    actual = {f.name: f.dataType for f in df.schema.fields}
+    problems = []
+    for field in contract.fields:
+        if field.name not in actual:
+            problems.append(f"missing column '{field.name}'")
+        elif actual[field.name] != field.dataType:
+            problems.append(
+                f"column '{field.name}' is {actual[field.name].simpleString()}, contract says {field.dataType.simpleString()}"
+            )
+    if problems:
+        raise SchemaContractError(dataset, problems)
+    return df.select(*[field.name for field in contract.fields])
