@@ -11,7 +11,9 @@ fallback, typed parsing) lives here, once.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -26,6 +28,26 @@ DEFAULT_PARAMETERS_TABLE = "ml_projects_parameters"
 DEFAULT_ROUTING_TABLE = "ml_projects_routing"
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+def resolve_parameters_table_name(environ: Mapping[str, str] | None = None) -> str:
+    """The parameters table name: ``ML_PROJECTS_PARAMETERS_TABLE_NAME``, else the legacy
+    ``JOB_SPEC_DDB_TABLE_NAME``, else ``ml_projects_parameters`` (spec 001). Empty values count as unset."""
+    env = os.environ if environ is None else environ
+    return env.get(PARAMETERS_TABLE_ENV) or env.get(LEGACY_PARAMETERS_TABLE_ENV) or DEFAULT_PARAMETERS_TABLE
+
+
+def require_key_attributes(item: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    """Refuse to write an item whose key attributes are missing or not non-empty strings."""
+    for key in keys:
+        value = item.get(key)
+        if not isinstance(value, str) or not value:
+            raise SpecError(
+                str(item.get("project_name", "-")),
+                str(item.get("job_name", item.get("org_key", "-"))),
+                key,
+                f"key attribute must be a non-empty string, got {value!r}",
+            )
 
 
 def versioned_job_key(job_name: str, feature_spec_version: str) -> str:
