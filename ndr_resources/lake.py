@@ -39,10 +39,8 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def join_uri(prefix: str, *parts: str) -> str:
-    out = prefix.rstrip("/")
-    for part in parts:
-        out += "/" + part.strip("/")
-    return out + ("/" if parts and parts[-1].endswith("/") else "")
+    """``join_uri("s3://b/a/", "x/", "y")`` -> ``s3://b/a/x/y`` (never a trailing slash)."""
+    return "/".join([prefix.rstrip("/")] + [p.strip("/") for p in parts if p.strip("/")])
 
 
 def local_path_for(uri: str, root: str | os.PathLike[str]) -> Path:
@@ -154,16 +152,22 @@ class Lake(dg.ConfigurableResource, ABC):
     ) -> tuple[Any, list[PartitionSpec]]:
         """Read the published partitions among ``partitions`` with an explicit schema.
 
-        Returns the DataFrame and the partitions that were not published (callers decide whether
-        a missing upstream partition is an error).
+        Lists each top-level partition folder (e.g. one ``dt=`` day) once, not each partition, so a
+        30-day read costs 30 listings. Returns the DataFrame and the partitions that were not
+        published (callers decide whether a missing upstream partition is an error).
         """
-        paths, missing = [], []
+        by_top: dict[str, list[PartitionSpec]] = {}
         for partition in partitions:
-            base = join_uri(dataset_uri, partition.path()) + "/"
-            if not self.is_published(dataset_uri, partition):
-                missing.append(partition)
-            elif any(o.endswith(".parquet") for o in self.list_objects(base)):
-                paths.append(self.spark_uri(base))
+            by_top.setdefault(partition.path().split("/", 1)[0], []).append(partition)
+        paths, missing = [], []
+        for top, members in by_top.items():
+            objects = set(self.list_objects(join_uri(dataset_uri, top) + "/"))
+            for partition in members:
+                base = join_uri(dataset_uri, partition.path()) + "/"
+                if base + SUCCESS_MARKER not in objects:
+                    missing.append(partition)
+                elif any(o.startswith(base) and o.endswith(".parquet") for o in objects):
+                    paths.append(self.spark_uri(base))
         if not paths:
             return spark.createDataFrame([], schema), missing
         return spark.read.schema(schema).parquet(*paths), missing

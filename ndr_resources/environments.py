@@ -1,0 +1,71 @@
+"""The one place where resources are chosen per environment (``NDR_ENV=local|aws``).
+
+``local`` is the embedded default: SQLite parameter store, a local folder as the lake, local Spark —
+real implementations of the same interfaces as the AWS ones. Nothing is chosen at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ndr_resources.lake import LocalLake, S3Lake
+from ndr_resources.parameter_store.base import ParameterStore
+from ndr_resources.parameter_store.dynamodb import DynamoDBParameterStore
+from ndr_resources.parameter_store.sqlite import SqliteParameterStore
+from ndr_resources.spark import SparkResource
+
+ENVIRONMENTS = ("local", "aws")
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    """Where the embedded defaults keep their state: ``$NDR_HOME`` (default ``./.ndr``)."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> LocalPaths:
+        return cls(Path(os.environ.get("NDR_HOME", ".ndr")).resolve())
+
+    @property
+    def parameters_db(self) -> Path:
+        return self.home / "parameters.sqlite"
+
+    @property
+    def lake_root(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def current_environment() -> str:
+    env = os.environ.get("NDR_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"NDR_ENV must be one of {ENVIRONMENTS}, got {env!r}")
+    return env
+
+
+def resources_for(env: str) -> dict[str, Any]:
+    """Resource instances keyed as the assets expect them."""
+    if env == "local":
+        paths = LocalPaths.from_env()
+        return {
+            "parameter_store": SqliteParameterStore(path=str(paths.parameters_db)),
+            "lake": LocalLake(root=str(paths.lake_root)),
+            "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[2]")),
+        }
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return {
+        "parameter_store": DynamoDBParameterStore(region_name=region),
+        "lake": S3Lake(region_name=region),
+        "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[*]")),
+    }
+
+
+def parameter_store_for(env: str) -> ParameterStore:
+    return resources_for(env)["parameter_store"]

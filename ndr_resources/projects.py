@@ -1,0 +1,54 @@
+"""Which tenant projects exist, read from the routing table and each project's parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ndr_resources.errors import SpecError
+from ndr_resources.parameter_store.base import ParameterStore
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """What the definitions need to build one project's asset group."""
+
+    project_name: str
+    feature_spec_version: str
+    start: datetime
+    org1: str
+    org2: str
+    ingestion_prefix: str
+
+
+def _parse_start(value: str, project: str, item: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise SpecError(project, item, "defaults.StartDate", f"not an ISO date: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def load_project_configs(store: ParameterStore) -> list[ProjectConfig]:
+    """One config per enabled routing record, sorted by project name."""
+    configs = []
+    for route in store.enabled_routes():
+        params = store.load_project_parameters(route.project_name, route.feature_spec_version)
+        org1, org2 = route.org_key.split("#")
+        configs.append(
+            ProjectConfig(
+                project_name=route.project_name,
+                feature_spec_version=route.feature_spec_version,
+                start=_parse_start(
+                    params.defaults.StartDate, route.project_name, f"project_parameters#{route.feature_spec_version}"
+                ),
+                org1=org1,
+                org2=org2,
+                ingestion_prefix=route.ingestion_prefix,
+            )
+        )
+    names = [c.project_name for c in configs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SpecError(duplicates[0], "-", "org_key", "project is routed from more than one org_key")
+    return sorted(configs, key=lambda c: c.project_name)
