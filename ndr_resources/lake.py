@@ -15,7 +15,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -32,7 +32,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or "/" in bucket or bucket in (".", ".."):
         raise InputDataError(uri, "URI has no valid bucket")
-    parts = PurePosixPath(key).parts
+    parts = key.split("/")
     if any(p in ("..", ".") for p in parts) or key.startswith("/") or "\\" in key or "\x00" in key:
         raise InputDataError(uri, "key contains '..', '.', a backslash, a NUL or a leading '/'")
     return bucket, key
@@ -124,7 +124,7 @@ class Lake(dg.ConfigurableResource, ABC):
         from pyspark.sql import functions as F
 
         columns = [col for col, _ in partitions[0].values] if partitions else []
-        staging = join_uri(dataset_uri.rstrip("/") + "_staging", uuid.uuid4().hex) + "/"
+        staging = join_uri(dataset_uri, "_staging", uuid.uuid4().hex) + "/"
         df.write.mode("overwrite").partitionBy(*columns).parquet(self.spark_uri(staging))
         counts: dict[str, int] = {}
         written = df.sparkSession.read.parquet(self.spark_uri(staging)) if self.list_objects(staging) else None
@@ -221,6 +221,12 @@ class LocalLake(Lake):
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+        # Like S3, a folder exists only while it holds objects: prune emptied parents up to the bucket.
+        bucket_dir = self._path("s3://" + split_s3_uri(prefix_uri)[0] + "/")
+        parent = path.parent
+        while parent != bucket_dir and bucket_dir in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
 
     def move_prefix(self, src_uri: str, dst_uri: str) -> None:
         src, dst = self._path(src_uri), self._path(dst_uri)
