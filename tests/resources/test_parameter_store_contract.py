@@ -239,7 +239,8 @@ def test_parameters_table_name_resolution(monkeypatch):
     assert resolve_parameters_table_name({"JOB_SPEC_DDB_TABLE_NAME": "legacy_t"}) == "legacy_t"
     both = {"ML_PROJECTS_PARAMETERS_TABLE_NAME": "new_t", "JOB_SPEC_DDB_TABLE_NAME": "legacy_t"}
     assert resolve_parameters_table_name(both) == "new_t"
-    assert resolve_parameters_table_name({"ML_PROJECTS_PARAMETERS_TABLE_NAME": "", "JOB_SPEC_DDB_TABLE_NAME": "l"}) == "l"
+    empty_new = {"ML_PROJECTS_PARAMETERS_TABLE_NAME": "", "JOB_SPEC_DDB_TABLE_NAME": "legacy_t"}
+    assert resolve_parameters_table_name(empty_new) == "legacy_t"
 
     monkeypatch.delenv("ML_PROJECTS_PARAMETERS_TABLE_NAME", raising=False)
     monkeypatch.setenv("JOB_SPEC_DDB_TABLE_NAME", "legacy_env")
