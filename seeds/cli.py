@@ -35,6 +35,9 @@ class LakeKind(str, Enum):
 
 PROJECT = typer.Option(..., "--project", help="Project name, e.g. ndr-acme-finance.")
 VERSION = typer.Option("v1", "--version", help="Feature spec version.")
+BUCKET = typer.Option(..., "--bucket", help="Bucket of the project's data and code prefixes.")
+ORG1 = typer.Option(..., "--org1", help="First org path fragment of the ingestion prefix.")
+ORG2 = typer.Option(..., "--org2", help="Second org path fragment of the ingestion prefix.")
 BACKEND = typer.Option(Backend.sqlite, "--backend", help="Parameter store backend.")
 SQLITE_PATH = typer.Option(Path(".ndr/parameters.sqlite"), "--sqlite-path", help="SQLite file of the embedded store.")
 ENDPOINT_URL = typer.Option(None, "--endpoint-url", help="AWS endpoint override (e.g. a moto server).")
@@ -78,10 +81,10 @@ def _print_report(console: Console, report: ValidationReport) -> None:
 @seed_app.command("provision")
 def provision_command(
     project: str = PROJECT,
-    bucket: str = typer.Option(..., "--bucket", help="Bucket of the project's data and code prefixes."),
+    bucket: str = BUCKET,
     version: str = VERSION,
-    org1: str = typer.Option(..., "--org1", help="First org path fragment of the ingestion prefix."),
-    org2: str = typer.Option(..., "--org2", help="Second org path fragment of the ingestion prefix."),
+    org1: str = ORG1,
+    org2: str = ORG2,
     start_date: str = START_DATE,
     backend: Backend = BACKEND,
     sqlite_path: Path = SQLITE_PATH,
@@ -125,10 +128,10 @@ def provision_command(
 @seed_app.command("validate")
 def validate_command(
     project: str = PROJECT,
-    bucket: str = typer.Option(..., "--bucket", help="Bucket of the project's data and code prefixes."),
+    bucket: str = BUCKET,
     version: str = VERSION,
-    org1: str = typer.Option(..., "--org1", help="First org path fragment of the ingestion prefix."),
-    org2: str = typer.Option(..., "--org2", help="Second org path fragment of the ingestion prefix."),
+    org1: str = ORG1,
+    org2: str = ORG2,
     start_date: str = START_DATE,
     templates_dir: Path = TEMPLATES_DIR,
 ) -> None:
