@@ -18,3 +18,6 @@ def spark():
     session = build_spark_session("local[2]", app_name="ndr-tests", conf={"spark.sql.shuffle.partitions": "2"})
     yield session
     session.stop()
+
+
+from tests.moto_server import moto_endpoint  # noqa: E402,F401  (one moto server per test session)
