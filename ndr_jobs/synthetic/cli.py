@@ -73,18 +73,40 @@ def summary_tables(summary: GenerationSummary) -> tuple[Table, Table]:
 
 
 def generate(
-    lake_root: Annotated[str, typer.Option(help="Root folder of the local lake (s3://bucket/key -> <root>/bucket/key).")] = ".ndr/lake",
+    lake_root: Annotated[
+        str, typer.Option(help="Root folder of the local lake (s3://bucket/key -> <root>/bucket/key).")
+    ] = ".ndr/lake",
     bucket: Annotated[str, typer.Option(help="Bucket the data is written to.")] = "ndr-demo",
     tenants: Annotated[str, typer.Option(help="Comma-separated org1/org2 tenants.")] = DEFAULT_TENANTS,
-    start: Annotated[str, typer.Option(help="ISO date or date-time (UTC) of the first window; floored onto the 08/23/38/53 grid.")] = DEFAULT_START,
-    days: Annotated[float, typer.Option(min=0.01, help="How many days of windows to generate (fractions allowed).")] = 2.0,
+    start: Annotated[
+        str, typer.Option(help="ISO date or date-time (UTC) of the first window; floored onto the 08/23/38/53 grid.")
+    ] = DEFAULT_START,
+    days: Annotated[
+        float, typer.Option(min=0.01, help="How many days of windows to generate (fractions allowed).")
+    ] = 2.0,
     seed: Annotated[int, typer.Option(help="Random seed: the same arguments write the same bytes.")] = 7,
-    fmt: Annotated[str, typer.Option("--format", help=f"File format of the mini-batches: {', '.join(FORMATS)}.")] = "jsonl",
-    scale: Annotated[float, typer.Option(min=0.001, help="Multiplies normal session rates (1.0 = ~30k sessions per weekday per tenant).")] = 1.0,
+    fmt: Annotated[
+        str, typer.Option("--format", help=f"File format of the mini-batches: {', '.join(FORMATS)}.")
+    ] = "jsonl",
+    scale: Annotated[
+        float,
+        typer.Option(min=0.001, help="Multiplies normal session rates (1.0 = ~30k sessions per weekday per tenant)."),
+    ] = 1.0,
     hosts: Annotated[int, typer.Option(min=20, help="Approximate number of hosts per tenant.")] = 120,
-    late_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of sessions that arrive in the next window's mini-batch.")] = 0.005,
-    malformed_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of records with one injected defect (bad IP, negative elapsed or bytes, null dport).")] = 0.001,
-    scenarios: Annotated[str, typer.Option(help=f"Comma-separated scenarios to inject per tenant ({', '.join(SCENARIOS)}); '' for none.")] = ",".join(SCENARIOS),
+    late_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of sessions that arrive in the next window's mini-batch.")
+    ] = 0.005,
+    malformed_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Share of records with one injected defect (bad IP, negative elapsed or bytes, null dport).",
+        ),
+    ] = 0.001,
+    scenarios: Annotated[
+        str, typer.Option(help=f"Comma-separated scenarios to inject per tenant ({', '.join(SCENARIOS)}); '' for none.")
+    ] = ",".join(SCENARIOS),
 ) -> None:
     """Generate seeded synthetic PAN-OS TRAFFIC mini-batches, machine inventory and attack ground truth."""
     from ndr_resources.lake import LocalLake
@@ -94,12 +116,19 @@ def generate(
     scenario_names = [s.strip() for s in scenarios.split(",") if s.strip()]
     unknown = sorted(set(scenario_names) - set(SCENARIOS))
     if unknown:
-        raise typer.BadParameter(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}", param_hint="--scenarios")
+        raise typer.BadParameter(
+            f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}", param_hint="--scenarios"
+        )
     tenant_list = parse_tenants(tenants)
     console = Console()
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
-        TextColumn("{task.fields[sessions]:,} sessions"), TimeElapsedColumn(), console=console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TextColumn("{task.fields[sessions]:,} sessions"),
+        TimeElapsedColumn(),
+        console=console,
     ) as bar:
         tasks = {f"{o1}/{o2}": bar.add_task(f"{o1}/{o2}", total=None, sessions=0) for o1, o2 in tenant_list}
 

@@ -56,13 +56,16 @@ WINDOWS_PER_CHUNK = 96  # one day of windows per pass
 _STREAM_TRAFFIC, _STREAM_DELIVERY, _STREAM_SCENARIOS, _STREAM_SESSION_IDS, _STREAM_NON_TRAFFIC = 2, 3, 4, 5, 6
 
 
-@dataclass(frozen=True)
+@dataclass
 class ScenarioSummary:
+    """One injected scenario; ``session_ids`` label its records in the written data."""
+
     name: str
     host_ip: str
     peers: tuple[str, ...]
     sessions: int
     window_starts: list[str]
+    session_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -142,7 +145,9 @@ def _validate(tenants: Sequence[tuple[str, str]], days: float, fmt: str, rates: 
     for org1, org2 in tenants:
         for part in (org1, org2):
             if not part or "/" in part or part in (".", "..") or part != part.strip():
-                raise ValueError(f"tenant {org1!r}/{org2!r}: each of org1 and org2 must be a non-empty name without '/'")
+                raise ValueError(
+                    f"tenant {org1!r}/{org2!r}: each of org1 and org2 must be a non-empty name without '/'"
+                )
     if len(set(tenants)) != len(tenants):
         raise ValueError(f"tenants listed twice: {list(tenants)}")
     if days <= 0:
@@ -190,9 +195,7 @@ def generate_traffic(
     summaries = []
     for org1, org2 in tenants:
         network = build_network(org1, org2, seed=seed, total_hosts=hosts_per_tenant)
-        summaries.append(
-            _generate_tenant(lake, network, options, range_start, range_end, scenarios, progress)
-        )
+        summaries.append(_generate_tenant(lake, network, options, range_start, range_end, scenarios, progress))
     return GenerationSummary(
         bucket=bucket,
         fmt=fmt,
@@ -226,7 +229,11 @@ def _generate_tenant(
     write_inventory(lake, summary.inventory_uri, network.inventory)
 
     injected = inject_scenarios(
-        network, start=range_start, end=range_end, rng=tenant_rng(seed, org1, org2, _STREAM_SCENARIOS), names=scenario_names
+        network,
+        start=range_start,
+        end=range_end,
+        rng=tenant_rng(seed, org1, org2, _STREAM_SCENARIOS),
+        names=scenario_names,
     )
     truth = ground_truth(network, injected)
     write_ground_truth(lake, summary.ground_truth_uri, truth)
@@ -266,7 +273,11 @@ def _generate_tenant(
         next_session_id += len(new)
         pending = new if pending is None else pd.concat([pending, new], ignore_index=True)
         last_chunk = index == len(chunk_starts) - 1
-        ready = np.ones(len(pending), dtype=bool) if last_chunk else (pending["batch_window"].to_numpy() + SLICE_SECONDS <= chunk_end)
+        ready = (
+            np.ones(len(pending), dtype=bool)
+            if last_chunk
+            else (pending["batch_window"].to_numpy() + SLICE_SECONDS <= chunk_end)
+        )
         _write_batches(lake, network, options, pending[ready], summary, existing)
         pending = pending[~ready].reset_index(drop=True)
         if progress is not None:
@@ -284,7 +295,9 @@ def _delivery(
     # Late records are logged after their window's mini-batch landed: they ride in the next one.
     late = (rng.random(n) < options.late_rate) & (window < last_window)
     batch_window = window + np.where(late, SLICE_SECONDS, 0)
-    on_time_receive = np.minimum(ends + rng.integers(1, 9, size=n), np.maximum(ends, window + LANDING_OFFSET_SECONDS))
+    # Logged a few seconds after the end, within the session's window (the batch of a window
+    # holds exactly the records received in it).
+    on_time_receive = np.minimum(ends + rng.integers(1, 9, size=n), window + SLICE_SECONDS - 1)
     late_receive = batch_window + rng.integers(5, LANDING_OFFSET_SECONDS, size=n)
     # Scenario rows stay clean so that the ground truth is exactly what a reader keeps.
     corrupt = (rng.random(n) < options.malformed_rate) & (sessions["scenario"].to_numpy() == "")
@@ -300,7 +313,12 @@ def _delivery(
 
 
 def _write_batches(
-    lake: Lake, network: TenantNetwork, options: _Options, rows: pd.DataFrame, summary: TenantSummary, existing: set[str]
+    lake: Lake,
+    network: TenantNetwork,
+    options: _Options,
+    rows: pd.DataFrame,
+    summary: TenantSummary,
+    existing: set[str],
 ) -> None:
     if rows.empty:
         return
@@ -332,7 +350,9 @@ def _write_batches(
         else:
             lines = encoded[lo:hi]
             rng = tenant_rng(options.seed, network.org1, network.org2, _STREAM_NON_TRAFFIC, window)
-            extra = non_traffic_lines(records.iloc[lo:hi], rng, int(rng.poisson(options.non_traffic_rate * (hi - lo))), serial=serial)
+            extra = non_traffic_lines(
+                records.iloc[lo:hi], rng, int(rng.poisson(options.non_traffic_rate * (hi - lo))), serial=serial
+            )
             if extra:
                 positions = rng.integers(0, len(lines) + 1, size=len(extra))
                 lines = np.insert(lines, np.sort(positions), np.array(extra, dtype=object))
@@ -345,6 +365,10 @@ def _write_batches(
         summary.mini_batches += 1
         summary.mini_batch_ids.append(mini_batch_id)
     summary.sessions += len(rows)
+    labelled = rows[rows["scenario"] != ""]
+    for scenario in summary.scenarios:
+        ids = labelled.loc[labelled["scenario"] == scenario.name, "sessionid"]
+        scenario.session_ids.extend(int(i) for i in ids)
     summary.late_sessions += int(rows["late"].sum())
     for kind, count in rows.loc[rows["malformed"] != "", "malformed"].value_counts().items():
         summary.malformed[str(kind)] += int(count)

@@ -144,9 +144,7 @@ def ips_to_strings(ips: np.ndarray) -> np.ndarray:
     """Dotted-quad strings for an array of uint32 IPs (formats each distinct IP once)."""
     ips = np.asarray(ips, dtype=np.uint32)
     unique, inverse = np.unique(ips, return_inverse=True)
-    names = np.array(
-        [f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}" for v in unique.tolist()], dtype=object
-    )
+    names = np.array([f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}" for v in unique.tolist()], dtype=object)
     return names[inverse]
 
 
@@ -172,7 +170,9 @@ def zone_of(ips: np.ndarray) -> np.ndarray:
     return pd.Series(segments).map(ZONE_OF_SEGMENT).to_numpy(dtype=object)
 
 
-def random_public_ips(rng: np.random.Generator, n: int, first_octets: np.ndarray = NORMAL_PUBLIC_FIRST_OCTETS) -> np.ndarray:
+def random_public_ips(
+    rng: np.random.Generator, n: int, first_octets: np.ndarray = NORMAL_PUBLIC_FIRST_OCTETS
+) -> np.ndarray:
     """``n`` public unicast IPv4 addresses whose first octet is drawn from ``first_octets``."""
     first = rng.choice(np.asarray(first_octets, dtype=np.uint32), size=n)
     rest = rng.integers(1 << 8, (1 << 24) - 1, size=n, dtype=np.uint32)  # avoid x.0.0.y-ish edges
@@ -222,7 +222,9 @@ def build_network(org1: str, org2: str, *, seed: int, total_hosts: int = 120) ->
     counts = _composition(total_hosts)
     parts: list[pd.DataFrame] = []
 
-    def add(ips: np.ndarray, names: list[str], segment: str, roles: list[str] | str, *, persistent: bool = True) -> None:
+    def add(
+        ips: np.ndarray, names: list[str], segment: str, roles: list[str] | str, *, persistent: bool = True
+    ) -> None:
         parts.append(
             pd.DataFrame(
                 {
@@ -257,7 +259,12 @@ def build_network(org1: str, org2: str, *, seed: int, total_hosts: int = 120) ->
     add(db_ips, _names("DB", np.arange(1, n_db + 1)), "databases", "database")
 
     n_dc = counts["domain_controllers"]
-    add(np.arange(n_dc, dtype=np.uint32) + ip_to_int("10.50.0.10"), _names("DC", np.arange(1, n_dc + 1)), "domain_controllers", "domain_controller")
+    add(
+        np.arange(n_dc, dtype=np.uint32) + ip_to_int("10.50.0.10"),
+        _names("DC", np.arange(1, n_dc + 1)),
+        "domain_controllers",
+        "domain_controller",
+    )
 
     add(np.array([ip_to_int("172.16.1.10")], dtype=np.uint32), ["DMZ-WEB-0001"], "dmz", "dmz_web")
 
@@ -282,7 +289,9 @@ def build_network(org1: str, org2: str, *, seed: int, total_hosts: int = 120) ->
         popular_ips.append(hi + world.integers(256, 65280, size=n, dtype=np.uint32))
         popular_apps.extend([app] * n)
     service_weights = zipf_weights(len(POPULAR_SERVICES), 1.1)
-    weights = np.concatenate([np.full(n, w / n) for (_, _, n), w in zip(POPULAR_SERVICES, service_weights, strict=True)])
+    weights = np.concatenate(
+        [np.full(n, w / n) for (_, _, n), w in zip(POPULAR_SERVICES, service_weights, strict=True)]
+    )
     long_tail = random_public_ips(rng, LONG_TAIL_SIZE)
 
     return TenantNetwork(
@@ -316,10 +325,20 @@ def _inventory(
     held by earlier ``VDI-`` machines that the inventory still lists as inactive.
     """
     active = pd.DataFrame(
-        {"ip_address": ips_to_strings(hosts["ip"].to_numpy()), "machine_name": hosts["machine_name"], "active": True, "segment": hosts["segment"]}
+        {
+            "ip_address": ips_to_strings(hosts["ip"].to_numpy()),
+            "machine_name": hosts["machine_name"],
+            "active": True,
+            "segment": hosts["segment"],
+        }
     )
     retired = pd.DataFrame(
-        {"ip_address": ips_to_strings(retired_ws_ips), "machine_name": _names("WS", retired_ws_numbers), "active": False, "segment": "workstations"}
+        {
+            "ip_address": ips_to_strings(retired_ws_ips),
+            "machine_name": _names("WS", retired_ws_numbers),
+            "active": False,
+            "segment": "workstations",
+        }
     )
     reused = rng.random(len(vdi_ips)) < 0.35
     earlier_vdi = pd.DataFrame(

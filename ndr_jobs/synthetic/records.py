@@ -115,7 +115,8 @@ def panos_records(
             "bytes": bytes_sent_out + bytes_received,
             "bytes_sent": bytes_sent_out,
             "bytes_received": bytes_received,
-            "packets": sessions["pkts_sent"].to_numpy(dtype=np.int64) + sessions["pkts_received"].to_numpy(dtype=np.int64),
+            "packets": sessions["pkts_sent"].to_numpy(dtype=np.int64)
+            + sessions["pkts_received"].to_numpy(dtype=np.int64),
             "start": panos_time(start),
             "elapsed": reported_elapsed,
             "pkts_sent": sessions["pkts_sent"].to_numpy(dtype=np.int64),

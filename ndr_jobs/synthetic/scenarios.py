@@ -29,9 +29,23 @@ GROUND_TRUTH_COLUMNS = ["org1", "org2", "host_ip", "window_start", "scenario"]
 
 BEACON_INTERVAL_S = 60
 SCAN_PORTS = np.array([21, 22, 23, 80, 135, 139, 443, 445, 1433, 3306, 3389, 5900, 5985, 5986, 8080], dtype=np.int64)
-_SCAN_APPS = {21: "ftp", 22: "ssh", 23: "telnet", 80: "web-browsing", 135: "msrpc", 139: "netbios-ss", 443: "ssl",
-              445: "ms-ds-smb", 1433: "mssql-db", 3306: "mysql", 3389: "ms-rdp", 5900: "vnc", 5985: "ms-winrm",
-              5986: "ms-winrm", 8080: "web-browsing"}
+_SCAN_APPS = {
+    21: "ftp",
+    22: "ssh",
+    23: "telnet",
+    80: "web-browsing",
+    135: "msrpc",
+    139: "netbios-ss",
+    443: "ssl",
+    445: "ms-ds-smb",
+    1433: "mssql-db",
+    3306: "mysql",
+    3389: "ms-rdp",
+    5900: "vnc",
+    5985: "ms-winrm",
+    5986: "ms-winrm",
+    8080: "web-browsing",
+}
 RARE_PORTS = np.array([2222, 4444, 5222, 6667, 8080, 8443, 8888, 9001, 10443, 1337], dtype=np.int64)
 
 
@@ -69,7 +83,9 @@ def _ends_in_windows(rng: np.random.Generator, first: int, last: int, n: int) ->
     return first + which * SLICE_SECONDS + rng.integers(0, SLICE_SECONDS, size=len(which))
 
 
-def c2_beaconing(rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int) -> InjectedScenario:
+def c2_beaconing(
+    rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int
+) -> InjectedScenario:
     """A workstation calling one rare external IP every ~60 s (+- jitter) with small payloads, for hours."""
     host_ip = int(network.hosts["ip"].iloc[host])
     c2 = _scenario_ips(rng, 1)[0]
@@ -87,16 +103,30 @@ def c2_beaconing(rng: np.random.Generator, network: TenantNetwork, host: int, *,
     tasking = rng.random(n) < 0.05
     received = np.where(tasking, rng.integers(4000, 20000, size=n), np.rint(rng.normal(310, 40, size=n)))
     sessions = complete_sessions(
-        rng, start=starts, elapsed=elapsed, src=np.full(n, host_ip), dst=np.full(n, c2), sport=ephemeral_ports(rng, n),
-        dport=np.full(n, port), proto=np.full(n, "tcp", dtype=object), app=np.full(n, "ssl", dtype=object),
-        rule=np.full(n, "allow-web-outbound", dtype=object), action=np.full(n, "allow", dtype=object),
-        bytes_sent=np.rint(rng.normal(420, 30, size=n)).astype(np.int64), bytes_received=received.astype(np.int64),
-        scenario=C2_BEACONING, allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
+        rng,
+        start=starts,
+        elapsed=elapsed,
+        src=np.full(n, host_ip),
+        dst=np.full(n, c2),
+        sport=ephemeral_ports(rng, n),
+        dport=np.full(n, port),
+        proto=np.full(n, "tcp", dtype=object),
+        app=np.full(n, "ssl", dtype=object),
+        rule=np.full(n, "allow-web-outbound", dtype=object),
+        action=np.full(n, "allow", dtype=object),
+        bytes_sent=np.rint(rng.normal(420, 30, size=n)).astype(np.int64),
+        bytes_received=received.astype(np.int64),
+        scenario=C2_BEACONING,
+        allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
     )
-    return InjectedScenario(C2_BEACONING, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(np.array([c2]))), sessions)
+    return InjectedScenario(
+        C2_BEACONING, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(np.array([c2]))), sessions
+    )
 
 
-def bulk_exfiltration(rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int) -> InjectedScenario:
+def bulk_exfiltration(
+    rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int
+) -> InjectedScenario:
     """One host uploading hundreds of MB to a new external IP over 1-3 windows."""
     host_ip = int(network.hosts["ip"].iloc[host])
     peer = _scenario_ips(rng, 1)[0]
@@ -105,17 +135,30 @@ def bulk_exfiltration(rng: np.random.Generator, network: TenantNetwork, host: in
     ends = _ends_in_windows(rng, first, last, n)
     elapsed = np.minimum(rng.integers(60, 600, size=n), ends - start)
     sessions = complete_sessions(
-        rng, start=ends - elapsed, elapsed=elapsed, src=np.full(n, host_ip), dst=np.full(n, peer),
-        sport=ephemeral_ports(rng, n), dport=np.full(n, 443), proto=np.full(n, "tcp", dtype=object),
-        app=np.full(n, "ssl", dtype=object), rule=np.full(n, "allow-web-outbound", dtype=object),
-        action=np.full(n, "allow", dtype=object), bytes_sent=lognormal_int(rng, (18.2, 0.5), n),
-        bytes_received=lognormal_int(rng, (11.5, 0.5), n), scenario=BULK_EXFILTRATION,
+        rng,
+        start=ends - elapsed,
+        elapsed=elapsed,
+        src=np.full(n, host_ip),
+        dst=np.full(n, peer),
+        sport=ephemeral_ports(rng, n),
+        dport=np.full(n, 443),
+        proto=np.full(n, "tcp", dtype=object),
+        app=np.full(n, "ssl", dtype=object),
+        rule=np.full(n, "allow-web-outbound", dtype=object),
+        action=np.full(n, "allow", dtype=object),
+        bytes_sent=lognormal_int(rng, (18.2, 0.5), n),
+        bytes_received=lognormal_int(rng, (11.5, 0.5), n),
+        scenario=BULK_EXFILTRATION,
         allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
     )
-    return InjectedScenario(BULK_EXFILTRATION, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(np.array([peer]))), sessions)
+    return InjectedScenario(
+        BULK_EXFILTRATION, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(np.array([peer]))), sessions
+    )
 
 
-def internal_port_scan(rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int) -> InjectedScenario:
+def internal_port_scan(
+    rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int
+) -> InjectedScenario:
     """One workstation probing many internal IPs on admin / file-share / db ports; mostly blocked or refused."""
     host_ip = int(network.hosts["ip"].iloc[host])
     first, last = _window_span(rng, start, end, int(rng.integers(1, 3)))
@@ -135,24 +178,42 @@ def internal_port_scan(rng: np.random.Generator, network: TenantNetwork, host: i
     n = len(dst)
     ends = _ends_in_windows(rng, first, last, n)
     elapsed = np.minimum(rng.integers(0, 4, size=n), ends - start)
-    action = rng.choice(np.array(["deny", "drop", "reset-both", "allow"], dtype=object), size=n, p=[.35, .10, .15, .40])
+    action = rng.choice(
+        np.array(["deny", "drop", "reset-both", "allow"], dtype=object), size=n, p=[0.35, 0.10, 0.15, 0.40]
+    )
     is_live = np.isin(dst, live)
-    answered = (action == "allow") & is_live & (rng.random(n) < .3)  # an open port: a short exchange
+    answered = (action == "allow") & is_live & (rng.random(n) < 0.3)  # an open port: a short exchange
     refused = (action == "allow") & is_live & ~answered  # closed port: the server resets
     bytes_received = np.where(answered, rng.integers(300, 5000, size=n), np.where(refused, 60, 0))
     end_reason = np.where(answered, "tcp-fin", np.where(refused, "tcp-rst-from-server", "aged-out")).astype(object)
     app = np.where(answered, pd.Series(dport).map(_SCAN_APPS).to_numpy(dtype=object), "incomplete").astype(object)
     rule = np.where(action == "allow", "allow-intranet", "deny-lateral-admin").astype(object)
     sessions = complete_sessions(
-        rng, start=ends - elapsed, elapsed=elapsed, src=np.full(n, host_ip), dst=dst, sport=ephemeral_ports(rng, n),
-        dport=dport, proto=np.full(n, "tcp", dtype=object), app=app, rule=rule, action=action,
-        bytes_sent=np.where(answered, rng.integers(300, 2000, size=n), 74), bytes_received=bytes_received,
-        scenario=INTERNAL_PORT_SCAN, reset_by_policy=True, allowed_end_reason=end_reason,
+        rng,
+        start=ends - elapsed,
+        elapsed=elapsed,
+        src=np.full(n, host_ip),
+        dst=dst,
+        sport=ephemeral_ports(rng, n),
+        dport=dport,
+        proto=np.full(n, "tcp", dtype=object),
+        app=app,
+        rule=rule,
+        action=action,
+        bytes_sent=np.where(answered, rng.integers(300, 2000, size=n), 74),
+        bytes_received=bytes_received,
+        scenario=INTERNAL_PORT_SCAN,
+        reset_by_policy=True,
+        allowed_end_reason=end_reason,
     )
-    return InjectedScenario(INTERNAL_PORT_SCAN, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(targets).tolist()), sessions)
+    return InjectedScenario(
+        INTERNAL_PORT_SCAN, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(targets).tolist()), sessions
+    )
 
 
-def rare_external_pairs(rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int) -> InjectedScenario:
+def rare_external_pairs(
+    rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int
+) -> InjectedScenario:
     """A server contacting several never-seen external IP:port pairs within one or two windows."""
     host_ip = int(network.hosts["ip"].iloc[host])
     first, last = _window_span(rng, start, end, int(rng.integers(1, 3)))
@@ -166,13 +227,25 @@ def rare_external_pairs(rng: np.random.Generator, network: TenantNetwork, host: 
     elapsed = np.minimum(rng.integers(1, 90, size=n), ends - start)
     app = np.where(np.isin(dport, [8443, 10443]), "ssl", "unknown-tcp").astype(object)
     sessions = complete_sessions(
-        rng, start=ends - elapsed, elapsed=elapsed, src=np.full(n, host_ip), dst=dst, sport=ephemeral_ports(rng, n),
-        dport=dport, proto=np.full(n, "tcp", dtype=object), app=app, rule=np.full(n, "allow-server-updates", dtype=object),
-        action=np.full(n, "allow", dtype=object), bytes_sent=lognormal_int(rng, (8.5, 0.8), n, low=200),
-        bytes_received=lognormal_int(rng, (9.0, 1.0), n, low=200), scenario=RARE_EXTERNAL_PAIRS,
+        rng,
+        start=ends - elapsed,
+        elapsed=elapsed,
+        src=np.full(n, host_ip),
+        dst=dst,
+        sport=ephemeral_ports(rng, n),
+        dport=dport,
+        proto=np.full(n, "tcp", dtype=object),
+        app=app,
+        rule=np.full(n, "allow-server-updates", dtype=object),
+        action=np.full(n, "allow", dtype=object),
+        bytes_sent=lognormal_int(rng, (8.5, 0.8), n, low=200),
+        bytes_received=lognormal_int(rng, (9.0, 1.0), n, low=200),
+        scenario=RARE_EXTERNAL_PAIRS,
         allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
     )
-    return InjectedScenario(RARE_EXTERNAL_PAIRS, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(peers).tolist()), sessions)
+    return InjectedScenario(
+        RARE_EXTERNAL_PAIRS, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(peers).tolist()), sessions
+    )
 
 
 _BUILDERS = {
@@ -208,7 +281,5 @@ def scenario_sessions(scenarios: Sequence[InjectedScenario]) -> pd.DataFrame:
 
 def ground_truth(network: TenantNetwork, scenarios: Sequence[InjectedScenario]) -> pd.DataFrame:
     """Rows (org1, org2, host_ip, window_start ISO, scenario), one per window a scenario is active in."""
-    rows = [
-        (network.org1, network.org2, s.host_ip, window, s.name) for s in scenarios for window in s.window_starts
-    ]
+    rows = [(network.org1, network.org2, s.host_ip, window, s.name) for s in scenarios for window in s.window_starts]
     return pd.DataFrame(rows, columns=GROUND_TRUTH_COLUMNS)

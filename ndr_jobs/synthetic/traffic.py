@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -42,22 +43,24 @@ APP_FROM_DESTINATION = "@dst"  # the app is decided by the destination (popular 
 
 # ---------------------------------------------------------------- rhythm
 
-_OFFICE = np.array(
-    [.03, .02, .02, .02, .03, .05, .12, .35, .85, 1, 1, 1, .75, .95, 1, 1, .95, .8, .4, .2, .12, .08, .05, .04]
-)
+# Hour-of-day factors (UTC), 1.0 = a busy working hour; working hours are 08-18.
+# fmt: off
+_OFFICE = np.array([.03, .02, .02, .02, .03, .05, .12, .35, .85, 1, 1, 1,
+                    .75, .95, 1, 1, .95, .8, .4, .2, .12, .08, .05, .04])
+# fmt: on
 # Non-persistent VDI desktops exist only while someone is logged in.
-_VDI = np.array([0, 0, 0, 0, 0, 0, .03, .3, .9, 1, 1, 1, .75, .95, 1, 1, .95, .8, .35, .1, .02, 0, 0, 0])
+_VDI = np.array([0, 0, 0, 0, 0, 0, 0.03, 0.3, 0.9, 1, 1, 1, 0.75, 0.95, 1, 1, 0.95, 0.8, 0.35, 0.1, 0.02, 0, 0, 0])
 _SERVER = 0.55 + 0.45 * _OFFICE
-_NIGHTLY = np.array([1, 1, 1, .8, .4, .1] + [.05] * 16 + [.3, .8])
+_NIGHTLY = np.array([1, 1, 1, 0.8, 0.4, 0.1] + [0.05] * 16 + [0.3, 0.8])
 _INTERNET = 0.4 + 0.6 * _OFFICE
 
 # profile -> (hour-of-day factors UTC, day-of-week factors Mon..Sun)
 RHYTHMS: dict[str, tuple[np.ndarray, np.ndarray]] = {
-    "office": (_OFFICE, np.array([1, 1, 1, 1, 1, .15, .15])),
-    "vdi": (_VDI, np.array([1, 1, 1, 1, 1, .05, .05])),
-    "server": (_SERVER, np.array([1, 1, 1, 1, 1, .8, .8])),
+    "office": (_OFFICE, np.array([1, 1, 1, 1, 1, 0.15, 0.15])),
+    "vdi": (_VDI, np.array([1, 1, 1, 1, 1, 0.05, 0.05])),
+    "server": (_SERVER, np.array([1, 1, 1, 1, 1, 0.8, 0.8])),
     "nightly": (_NIGHTLY, np.ones(7)),
-    "internet": (_INTERNET, np.array([1, 1, 1, 1, 1, .7, .7])),
+    "internet": (_INTERNET, np.array([1, 1, 1, 1, 1, 0.7, 0.7])),
 }
 
 
@@ -110,63 +113,83 @@ class Service:
     reset_rate: float = 0.0005
 
 
-SERVICES: dict[str, Service] = {
-    s.name: s
-    for s in [
-        Service("dns", "dc", (53,), "udp", "dns", "allow-dns", (4.3, .2), (5.0, .4), (-2.0, .5)),
-        Service("kerberos", "dc", (88,), "tcp", "kerberos", "allow-ad-services", (7.3, .4), (7.5, .4), (-.5, .6)),
-        Service("ldap", "dc", (389,), "tcp", "ldap", "allow-ad-services", (6.7, .8), (8.0, 1.0), (.5, 1.0)),
-        Service("smb", "file_server", (445,), "tcp", "ms-ds-smb", "allow-file-shares", (8.3, 1.5), (10.6, 2.0), (3.0, 1.5)),
-        Service("https", "external_web", (443,), "tcp", APP_FROM_DESTINATION, "allow-web-outbound", (7.8, 1.2), (10.3, 1.8), (2.5, 1.3), 0.003, 0.001),
-        Service("http", "external_web", (80,), "tcp", "web-browsing", "allow-web-outbound", (6.7, .8), (9.6, 1.6), (1.0, 1.2), 0.004, 0.001),
-        Service("quic", "external_web", (443,), "udp", "quic", "allow-web-outbound", (8.5, 1.3), (11.3, 1.8), (3.0, 1.2)),
-        Service("intranet", "app_server", (443, 8443), "tcp", "ssl", "allow-intranet", (7.3, 1.0), (9.9, 1.5), (1.5, 1.2)),
-        Service("ntp", "dc", (123,), "udp", "ntp", "allow-ntp", (4.5, .05), (4.5, .05), (-3.0, .3)),
-        Service("rdp", "server_any", (3389,), "tcp", "ms-rdp", "allow-admin-access", (12.6, 1.2), (14.9, 1.3), (6.5, 1.0)),
-        Service("ssh", "server_any", (22,), "tcp", "ssh", "allow-admin-access", (9.9, 1.3), (11.0, 1.5), (5.5, 1.2)),
-        Service("winrm", "server_any", (5985, 5986), "tcp", "ms-winrm", "allow-admin-access", (8.5, .8), (9.0, .8), (2.3, .8)),
-        Service("blocked", "long_tail", (25, 6881, 6667, 3478, 23), "tcp", "unknown-tcp", "block-risky-outbound", (4.2, .1), (0, 0), (0, 0), 1.0, 0.0),
-        Service("db", "database", (0,), "tcp", APP_FROM_DESTINATION, "allow-app-to-db", (7.1, 1.2), (9.9, 2.0), (1.0, 1.5)),
-        Service("db_replication", "database_peer", (0,), "tcp", APP_FROM_DESTINATION, "allow-db-replication", (11.0, 1.0), (8.0, 1.0), (3.5, 1.0)),
-        Service("updates", "external_web", (443,), "tcp", APP_FROM_DESTINATION, "allow-server-updates", (7.5, .8), (12.0, 2.0), (3.0, 1.2)),
-        Service("backup", "server_any", (445,), "tcp", "ms-ds-smb", "allow-backup", (9.0, 1.0), (17.5, 1.2), (6.0, .8)),
-        Service("db_backup", "database", (0,), "tcp", APP_FROM_DESTINATION, "allow-backup", (8.0, 1.0), (16.5, 1.2), (5.5, .8)),
-        Service("ping", "internal_any", (0,), "icmp", "ping", "allow-monitoring", (4.4, .05), (4.4, .05), (-3.0, .3)),
-        Service("snmp", "internal_any", (161,), "udp", "snmp", "allow-monitoring", (4.6, .2), (6.0, .5), (-2.0, .5)),
-        Service("dc_replication", "dc_peer", (135, 389), "tcp", "msrpc", "allow-ad-replication", (8.5, 1.0), (8.5, 1.0), (.5, .8)),
-        Service("dns_forward", "dns_resolver", (53,), "udp", "dns", "allow-dns-forwarders", (4.3, .2), (5.2, .4), (-2.0, .5)),
-        Service("ntp_upstream", "ntp_pool", (123,), "udp", "ntp", "allow-ntp", (4.5, .05), (4.5, .05), (-3.0, .3)),
-        Service("dmz_to_app", "app_server", (8080,), "tcp", "web-browsing", "allow-dmz-to-app", (7.5, 1.0), (9.5, 1.3), (.8, 1.0)),
-        Service("dmz_dns", "dns_resolver", (53,), "udp", "dns", "allow-dns-forwarders", (4.3, .2), (5.2, .4), (-2.0, .5)),
-    ]
-}
+# fmt: off
+_SERVICE_TABLE = [
+    #       name              target           ports               proto   app                    rule                      sent          received      duration     deny   reset
+    Service("dns",            "dc",            (53,),              "udp",  "dns",                 "allow-dns",              (4.3, .2),    (5.0, .4),    (-2.0, .5)),
+    Service("kerberos",       "dc",            (88,),              "tcp",  "kerberos",            "allow-ad-services",      (7.3, .4),    (7.5, .4),    (-.5, .6)),
+    Service("ldap",           "dc",            (389,),             "tcp",  "ldap",                "allow-ad-services",      (6.7, .8),    (8.0, 1.0),   (.5, 1.0)),
+    Service("smb",            "file_server",   (445,),             "tcp",  "ms-ds-smb",           "allow-file-shares",      (8.3, 1.5),   (10.6, 2.0),  (3.0, 1.5)),
+    Service("https",          "external_web",  (443,),             "tcp",  APP_FROM_DESTINATION,  "allow-web-outbound",     (7.8, 1.2),   (10.3, 1.8),  (2.5, 1.3),  .003,  .001),
+    Service("http",           "external_web",  (80,),              "tcp",  "web-browsing",        "allow-web-outbound",     (6.7, .8),    (9.6, 1.6),   (1.0, 1.2),  .004,  .001),
+    Service("quic",           "external_web",  (443,),             "udp",  "quic",                "allow-web-outbound",     (8.5, 1.3),   (11.3, 1.8),  (3.0, 1.2)),
+    Service("intranet",       "app_server",    (443, 8443),        "tcp",  "ssl",                 "allow-intranet",         (7.3, 1.0),   (9.9, 1.5),   (1.5, 1.2)),
+    Service("ntp",            "dc",            (123,),             "udp",  "ntp",                 "allow-ntp",              (4.5, .05),   (4.5, .05),   (-3.0, .3)),
+    Service("rdp",            "server_any",    (3389,),            "tcp",  "ms-rdp",              "allow-admin-access",     (12.6, 1.2),  (14.9, 1.3),  (6.5, 1.0)),
+    Service("ssh",            "server_any",    (22,),              "tcp",  "ssh",                 "allow-admin-access",     (9.9, 1.3),   (11.0, 1.5),  (5.5, 1.2)),
+    Service("winrm",          "server_any",    (5985, 5986),       "tcp",  "ms-winrm",            "allow-admin-access",     (8.5, .8),    (9.0, .8),    (2.3, .8)),
+    Service("blocked",        "long_tail",     (25, 6881, 6667, 3478, 23), "tcp", "unknown-tcp",  "block-risky-outbound",   (4.2, .1),    (0, 0),       (0, 0),      1.0,   0.0),
+    Service("db",             "database",      (0,),               "tcp",  APP_FROM_DESTINATION,  "allow-app-to-db",        (7.1, 1.2),   (9.9, 2.0),   (1.0, 1.5)),
+    Service("db_replication", "database_peer", (0,),               "tcp",  APP_FROM_DESTINATION,  "allow-db-replication",   (11.0, 1.0),  (8.0, 1.0),   (3.5, 1.0)),
+    Service("updates",        "external_web",  (443,),             "tcp",  APP_FROM_DESTINATION,  "allow-server-updates",   (7.5, .8),    (12.0, 2.0),  (3.0, 1.2)),
+    Service("backup",         "server_any",    (445,),             "tcp",  "ms-ds-smb",           "allow-backup",           (9.0, 1.0),   (17.5, 1.2),  (6.0, .8)),
+    Service("db_backup",      "database",      (0,),               "tcp",  APP_FROM_DESTINATION,  "allow-backup",           (8.0, 1.0),   (16.5, 1.2),  (5.5, .8)),
+    Service("ping",           "internal_any",  (0,),               "icmp", "ping",                "allow-monitoring",       (4.4, .05),   (4.4, .05),   (-3.0, .3)),
+    Service("snmp",           "internal_any",  (161,),             "udp",  "snmp",                "allow-monitoring",       (4.6, .2),    (6.0, .5),    (-2.0, .5)),
+    Service("dc_replication", "dc_peer",       (135, 389),         "tcp",  "msrpc",               "allow-ad-replication",   (8.5, 1.0),   (8.5, 1.0),   (.5, .8)),
+    Service("dns_forward",    "dns_resolver",  (53,),              "udp",  "dns",                 "allow-dns-forwarders",   (4.3, .2),    (5.2, .4),    (-2.0, .5)),
+    Service("ntp_upstream",   "ntp_pool",      (123,),             "udp",  "ntp",                 "allow-ntp",              (4.5, .05),   (4.5, .05),   (-3.0, .3)),
+    Service("dmz_to_app",     "app_server",    (8080,),            "tcp",  "web-browsing",        "allow-dmz-to-app",       (7.5, 1.0),   (9.5, 1.3),   (.8, 1.0)),
+    Service("dmz_dns",        "dns_resolver",  (53,),              "udp",  "dns",                 "allow-dns-forwarders",   (4.3, .2),    (5.2, .4),    (-2.0, .5)),
+]
+# fmt: on
+SERVICES: dict[str, Service] = {s.name: s for s in _SERVICE_TABLE}
 
 _WORKSTATION_MIX = {
-    "dns": .22, "kerberos": .05, "ldap": .03, "smb": .08, "https": .40, "http": .05, "quic": .04,
-    "intranet": .06, "ntp": .01, "rdp": .003, "blocked": .007,
+    "dns": 0.22,
+    "kerberos": 0.05,
+    "ldap": 0.03,
+    "smb": 0.08,
+    "https": 0.40,
+    "http": 0.05,
+    "quic": 0.04,
+    "intranet": 0.06,
+    "ntp": 0.01,
+    "rdp": 0.003,
+    "blocked": 0.007,
 }
 # role profile -> {service: weight}
 ROLE_SERVICES: dict[str, dict[str, float]] = {
     "workstation": _WORKSTATION_MIX,
-    "admin_workstation": {**_WORKSTATION_MIX, "ssh": .06, "winrm": .015, "rdp": .02},
+    "admin_workstation": {**_WORKSTATION_MIX, "ssh": 0.06, "winrm": 0.015, "rdp": 0.02},
     "vdi": {k: v for k, v in _WORKSTATION_MIX.items() if k != "ntp"},
-    "file_server": {"dns": .3, "kerberos": .1, "ldap": .1, "updates": .2, "ntp": .05},
-    "app_server": {"dns": .2, "kerberos": .05, "ldap": .05, "db": .45, "updates": .15, "ntp": .02, "intranet": .08},
-    "monitor": {"ping": .5, "snmp": .3, "dns": .1, "updates": .1},
-    "backup": {"backup": .5, "db_backup": .2, "dns": .2, "ntp": .1},
-    "database": {"dns": .4, "ntp": .1, "db_replication": .3, "kerberos": .2},
-    "domain_controller": {"dc_replication": .3, "dns_forward": .5, "ntp_upstream": .1, "ldap": .1},
-    "dmz_web": {"dmz_to_app": .7, "dmz_dns": .2, "updates": .1},
+    "file_server": {"dns": 0.3, "kerberos": 0.1, "ldap": 0.1, "updates": 0.2, "ntp": 0.05},
+    "app_server": {
+        "dns": 0.2,
+        "kerberos": 0.05,
+        "ldap": 0.05,
+        "db": 0.45,
+        "updates": 0.15,
+        "ntp": 0.02,
+        "intranet": 0.08,
+    },
+    "monitor": {"ping": 0.5, "snmp": 0.3, "dns": 0.1, "updates": 0.1},
+    "backup": {"backup": 0.5, "db_backup": 0.2, "dns": 0.2, "ntp": 0.1},
+    "database": {"dns": 0.4, "ntp": 0.1, "db_replication": 0.3, "kerberos": 0.2},
+    "domain_controller": {"dc_replication": 0.3, "dns_forward": 0.5, "ntp_upstream": 0.1, "ldap": 0.1},
+    "dmz_web": {"dmz_to_app": 0.7, "dmz_dns": 0.2, "updates": 0.1},
 }
 
 _TCP_END_REASONS = np.array(["tcp-fin", "tcp-rst-from-client", "tcp-rst-from-server", "aged-out"], dtype=object)
-_TCP_END_WEIGHTS = np.array([.84, .06, .05, .05])
+_TCP_END_WEIGHTS = np.array([0.84, 0.06, 0.05, 0.05])
 
 
 # ---------------------------------------------------------------- helpers shared with scenarios
 
 
-def lognormal_int(rng: np.random.Generator, mu_sigma: tuple[float, float], n: int, *, low: int = 0, high: int = 2_000_000_000) -> np.ndarray:
+def lognormal_int(
+    rng: np.random.Generator, mu_sigma: tuple[float, float], n: int, *, low: int = 0, high: int = 2_000_000_000
+) -> np.ndarray:
     mu, sigma = mu_sigma
     return np.clip(np.rint(rng.lognormal(mu, sigma, size=n)), low, high).astype(np.int64)
 
@@ -271,11 +294,11 @@ def _blocking_actions(rng: np.random.Generator, service: Service, n: int) -> np.
     u = rng.random(n)
     action = np.full(n, "allow", dtype=object)
     denied = u < service.deny_rate
-    action[denied] = rng.choice(np.array(["deny", "drop"], dtype=object), size=n, p=[.7, .3])[denied]
+    action[denied] = rng.choice(np.array(["deny", "drop"], dtype=object), size=n, p=[0.7, 0.3])[denied]
     if service.proto == "tcp":
         reset = (u >= service.deny_rate) & (u < service.deny_rate + service.reset_rate)
         kinds = np.array(["reset-both", "reset-server", "reset-client"], dtype=object)
-        action[reset] = rng.choice(kinds, size=n, p=[.5, .25, .25])[reset]
+        action[reset] = rng.choice(kinds, size=n, p=[0.5, 0.25, 0.25])[reset]
     return action
 
 
@@ -317,7 +340,7 @@ def _destinations(
         files = network.ips_of("file_server")
         home = files[src_host % len(files)]  # each client mostly uses its own home share
         other = rng.choice(files, size=n)
-        return np.where(rng.random(n) < .85, home, other), None, None
+        return np.where(rng.random(n) < 0.85, home, other), None, None
     if target == "app_server":
         return rng.choice(network.ips_of("app_server"), size=n), None, None
     if target == "server_any":
@@ -345,7 +368,7 @@ def _destinations(
     if target == "long_tail":
         return rng.choice(network.long_tail_ips, size=n), None, None
     if target == "external_web":
-        popular = rng.random(n) < .8
+        popular = rng.random(n) < 0.8
         pick_popular = rng.choice(len(network.popular_ips), size=n, p=network.popular_weights)
         pick_tail = rng.choice(len(network.long_tail_ips), size=n, p=network.long_tail_weights)
         dst = np.where(popular, network.popular_ips[pick_popular], network.long_tail_ips[pick_tail])
@@ -375,14 +398,20 @@ def _service_sessions(
         sport = np.full(n, 123, dtype=np.int64)
     bytes_sent = lognormal_int(rng, service.sent, n, low=40)
     bytes_received = lognormal_int(rng, service.received, n) if service.received != (0, 0) else np.zeros(n, np.int64)
-    elapsed = lognormal_int(rng, service.duration, n, high=MAX_ELAPSED_S) if service.duration != (0, 0) else np.zeros(n, np.int64)
+    elapsed = (
+        lognormal_int(rng, service.duration, n, high=MAX_ELAPSED_S)
+        if service.duration != (0, 0)
+        else np.zeros(n, np.int64)
+    )
     action = _blocking_actions(rng, service, n)
     if service.proto == "tcp":
         # A few connection attempts get no answer: PAN-OS shows them as app "incomplete".
-        unanswered = (action == "allow") & (rng.random(n) < .01)
+        unanswered = (action == "allow") & (rng.random(n) < 0.01)
         bytes_received[unanswered] = 0
         app = np.where(unanswered, "incomplete", app).astype(object)
-    rule = np.where(action == "allow", service.rule, np.where(service.deny_rate >= 1, service.rule, "interzone-default"))
+    rule = np.where(
+        action == "allow", service.rule, np.where(service.deny_rate >= 1, service.rule, "interzone-default")
+    )
     return complete_sessions(
         rng,
         start=start,
@@ -400,12 +429,17 @@ def _service_sessions(
     )
 
 
-def _inbound_sessions(rng: np.random.Generator, network: TenantNetwork, start: int, end: int, scale: float) -> list[pd.DataFrame]:
+def _inbound_sessions(
+    rng: np.random.Generator, network: TenantNetwork, start: int, end: int, scale: float
+) -> list[pd.DataFrame]:
     """Internet clients browsing the DMZ web server, and unsolicited probes that the firewall drops."""
     bin_starts, lengths, hour, weekday = _hour_bins(start, end)
     web_ips = network.ips_of("dmz_web")
     frames = []
-    for kind, rate in (("web", INBOUND_WEB_PEAK_RATE * expected_rate("internet", hour, weekday)), ("probe", np.full(len(hour), INBOUND_SCAN_RATE))):
+    for kind, rate in (
+        ("web", INBOUND_WEB_PEAK_RATE * expected_rate("internet", hour, weekday)),
+        ("probe", np.full(len(hour), INBOUND_SCAN_RATE)),
+    ):
         counts = rng.poisson(rate * scale * lengths / 3600)
         n = int(counts.sum())
         if n == 0:
@@ -414,29 +448,46 @@ def _inbound_sessions(rng: np.random.Generator, network: TenantNetwork, start: i
         starts = bin_starts[bins] + np.floor(rng.random(n) * lengths[bins]).astype(np.int64)
         dst = rng.choice(web_ips, size=n)
         if kind == "web":
-            returning = rng.random(n) < .7
+            returning = rng.random(n) < 0.7
             src = np.where(returning, rng.choice(network.internet_clients, size=n), random_public_ips(rng, n))
-            dport = np.where(rng.random(n) < .85, 443, 80)
+            dport = np.where(rng.random(n) < 0.85, 443, 80)
             app = np.where(dport == 443, "ssl", "web-browsing").astype(object)
             action = _blocking_actions(rng, SERVICES["https"], n)
             frames.append(
                 complete_sessions(
-                    rng, start=starts, elapsed=lognormal_int(rng, (1.0, 1.2), n, high=MAX_ELAPSED_S), src=src, dst=dst,
-                    sport=ephemeral_ports(rng, n), dport=dport, proto=np.full(n, "tcp", dtype=object), app=app,
-                    rule=np.where(action == "allow", "allow-dmz-web-inbound", "interzone-default"), action=action,
-                    bytes_sent=lognormal_int(rng, (6.8, 1.0), n, low=40), bytes_received=lognormal_int(rng, (10.0, 1.6), n),
+                    rng,
+                    start=starts,
+                    elapsed=lognormal_int(rng, (1.0, 1.2), n, high=MAX_ELAPSED_S),
+                    src=src,
+                    dst=dst,
+                    sport=ephemeral_ports(rng, n),
+                    dport=dport,
+                    proto=np.full(n, "tcp", dtype=object),
+                    app=app,
+                    rule=np.where(action == "allow", "allow-dmz-web-inbound", "interzone-default"),
+                    action=action,
+                    bytes_sent=lognormal_int(rng, (6.8, 1.0), n, low=40),
+                    bytes_received=lognormal_int(rng, (10.0, 1.6), n),
                 )
             )
         else:
             probe_ports = np.array([22, 23, 25, 445, 1433, 3306, 3389, 5900, 8080, 8443], dtype=np.int64)
-            dport = np.where(rng.random(n) < .7, rng.choice(probe_ports, size=n), rng.integers(1, 65536, size=n))
+            dport = np.where(rng.random(n) < 0.7, rng.choice(probe_ports, size=n), rng.integers(1, 65536, size=n))
             frames.append(
                 complete_sessions(
-                    rng, start=starts, elapsed=np.zeros(n, np.int64), src=random_public_ips(rng, n), dst=dst,
-                    sport=ephemeral_ports(rng, n), dport=dport, proto=np.full(n, "tcp", dtype=object),
-                    app=np.full(n, "incomplete", dtype=object), rule=np.full(n, "interzone-default", dtype=object),
-                    action=rng.choice(np.array(["drop", "deny"], dtype=object), size=n, p=[.8, .2]),
-                    bytes_sent=np.zeros(n, np.int64), bytes_received=np.zeros(n, np.int64),
+                    rng,
+                    start=starts,
+                    elapsed=np.zeros(n, np.int64),
+                    src=random_public_ips(rng, n),
+                    dst=dst,
+                    sport=ephemeral_ports(rng, n),
+                    dport=dport,
+                    proto=np.full(n, "tcp", dtype=object),
+                    app=np.full(n, "incomplete", dtype=object),
+                    rule=np.full(n, "interzone-default", dtype=object),
+                    action=rng.choice(np.array(["drop", "deny"], dtype=object), size=n, p=[0.8, 0.2]),
+                    bytes_sent=np.zeros(n, np.int64),
+                    bytes_received=np.zeros(n, np.int64),
                 )
             )
     return frames

@@ -24,7 +24,9 @@ FILE_NAMES = {"jsonl": "part-00000.json.gz", "parquet": "part-00000.parquet", "p
 GZIP_LEVEL = 6
 DEVICE_NAME = "fw01"
 
-PARQUET_SCHEMA = pa.schema([pa.field(name, pa.int64() if name in INT_FIELDS else pa.string()) for name in RAW_TRAFFIC_FIELDS])
+PARQUET_SCHEMA = pa.schema(
+    [pa.field(name, pa.int64() if name in INT_FIELDS else pa.string()) for name in RAW_TRAFFIC_FIELDS]
+)
 
 # ---------------------------------------------------------------- locations
 
@@ -102,7 +104,15 @@ def syslog_headers(panos_times: np.ndarray) -> np.ndarray:
     suffix = np.array([ord(c) for c in f" {DEVICE_NAME} "], dtype=np.uint32)
     space = np.full((len(chars), 1), ord(" "), dtype=np.uint32)
     header = np.hstack(
-        [np.broadcast_to(prefix, (len(chars), 4)), month, space, day, space, chars[:, 11:19], np.broadcast_to(suffix, (len(chars), len(suffix)))]
+        [
+            np.broadcast_to(prefix, (len(chars), 4)),
+            month,
+            space,
+            day,
+            space,
+            chars[:, 11:19],
+            np.broadcast_to(suffix, (len(chars), len(suffix))),
+        ]
     )
     width = header.shape[1]
     return np.ascontiguousarray(header).view(f"<U{width}").ravel().astype(object)
@@ -207,8 +217,19 @@ _THREAT_NAMES = (
 )
 _SYSTEM_EVENTS = (
     ("general", "general", "informational", "User admin logged in via Web from 10.10.1.20 using https"),
-    ("general", "general", "informational", "Connection to Update server: updates.paloaltonetworks.com completed successfully, initiated by 10.30.1.10"),
-    ("auth", "auth-success", "informational", "authenticated for user 'svc-backup'.   auth profile 'corp-ldap', vsys 'shared', server profile 'dc', From: 10.30.1.12."),
+    (
+        "general",
+        "general",
+        "informational",
+        "Connection to Update server: updates.paloaltonetworks.com completed successfully, initiated by 10.30.1.10",
+    ),
+    (
+        "auth",
+        "auth-success",
+        "informational",
+        "authenticated for user 'svc-backup'.   auth profile 'corp-ldap', vsys 'shared', server profile 'dc', "
+        "From: 10.30.1.12.",
+    ),
 )
 
 
@@ -229,18 +250,95 @@ def non_traffic_lines(records: pd.DataFrame, rng: np.random.Generator, count: in
             subtype, threat, action, severity = _THREAT_NAMES[int(rng.integers(0, len(_THREAT_NAMES)))]
             url = f"www.example-{int(rng.integers(100, 999))}.com/index.html" if subtype == "url" else ""
             writer.writerow(
-                ["1", row["receive_time"], serial, "THREAT", subtype, "2561", row["time_generated"], row["src"], row["dst"],
-                 "0.0.0.0", "0.0.0.0", row["rule"], "", "", row["app"], "vsys1", row["from"], row["to"], "ethernet1/2",
-                 "ethernet1/1", "default", row["time_generated"], row["sessionid"], "1", row["sport"], row["dport"], "0", "0",
-                 "0x80400000", row["proto"], action, url, threat or "(9999)", "computer-and-internet-info", severity,
-                 "client-to-server", row["sessionid"], "0x0", "", "", "0", "text/html", "0", "", "", "1", "", "", "", "",
-                 "", "", "0", "0", "0", "0", "", DEVICE_NAME]
+                [
+                    "1",
+                    row["receive_time"],
+                    serial,
+                    "THREAT",
+                    subtype,
+                    "2561",
+                    row["time_generated"],
+                    row["src"],
+                    row["dst"],
+                    "0.0.0.0",
+                    "0.0.0.0",
+                    row["rule"],
+                    "",
+                    "",
+                    row["app"],
+                    "vsys1",
+                    row["from"],
+                    row["to"],
+                    "ethernet1/2",
+                    "ethernet1/1",
+                    "default",
+                    row["time_generated"],
+                    row["sessionid"],
+                    "1",
+                    row["sport"],
+                    row["dport"],
+                    "0",
+                    "0",
+                    "0x80400000",
+                    row["proto"],
+                    action,
+                    url,
+                    threat or "(9999)",
+                    "computer-and-internet-info",
+                    severity,
+                    "client-to-server",
+                    row["sessionid"],
+                    "0x0",
+                    "",
+                    "",
+                    "0",
+                    "text/html",
+                    "0",
+                    "",
+                    "",
+                    "1",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "0",
+                    "0",
+                    "0",
+                    "0",
+                    "",
+                    DEVICE_NAME,
+                ]
             )
         else:
             subtype, event, severity, description = _SYSTEM_EVENTS[int(rng.integers(0, len(_SYSTEM_EVENTS)))]
             writer.writerow(
-                ["1", row["receive_time"], serial, "SYSTEM", subtype, "0", row["receive_time"], "", event, "", "0", "0",
-                 "general", severity, description, row["sessionid"], "0x0", "0", "0", "0", "0", "", DEVICE_NAME]
+                [
+                    "1",
+                    row["receive_time"],
+                    serial,
+                    "SYSTEM",
+                    subtype,
+                    "0",
+                    row["receive_time"],
+                    "",
+                    event,
+                    "",
+                    "0",
+                    "0",
+                    "general",
+                    severity,
+                    description,
+                    row["sessionid"],
+                    "0x0",
+                    "0",
+                    "0",
+                    "0",
+                    "0",
+                    "",
+                    DEVICE_NAME,
+                ]
             )
         lines.append(str(syslog_headers(np.array([row["receive_time"]], dtype=object))[0]) + buffer.getvalue())
     return lines
