@@ -14,11 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ndr_jobs.synthetic.generate import GenerationProgress, GenerationSummary, generate_traffic
+from ndr_jobs.synthetic.network import MAX_HOSTS, MIN_HOSTS
 from ndr_jobs.synthetic.scenarios import SCENARIOS
 from ndr_jobs.synthetic.writers import FORMATS
 
 DEFAULT_TENANTS = "acme/finance,globex/retail"
-DEFAULT_START = "2026-01-05"  # a Monday
+DEFAULT_START = "2026-01-05T00:08"  # the first window of a Monday
 
 
 def parse_tenants(text: str) -> list[tuple[str, str]]:
@@ -92,7 +93,9 @@ def generate(
         float,
         typer.Option(min=0.001, help="Multiplies normal session rates (1.0 = ~30k sessions per weekday per tenant)."),
     ] = 1.0,
-    hosts: Annotated[int, typer.Option(min=20, help="Approximate number of hosts per tenant.")] = 120,
+    hosts: Annotated[
+        int, typer.Option(min=MIN_HOSTS, max=MAX_HOSTS, help="Approximate number of hosts per tenant.")
+    ] = 120,
     late_rate: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of sessions that arrive in the next window's mini-batch.")
     ] = 0.005,

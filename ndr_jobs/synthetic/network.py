@@ -90,8 +90,17 @@ _BASE_COMPOSITION = {
     "dmz": 1,
 }
 _BASE_TOTAL = sum(_BASE_COMPOSITION.values())
-_MIN_COMPOSITION = {"workstations": 4, "vdi": 1, "servers": 4, "databases": 1, "domain_controllers": 1, "dmz": 1}
+# (fewest, most) hosts of a segment whatever the tenant size: one DMZ web server, a handful of DCs.
+_COMPOSITION_BOUNDS = {
+    "workstations": (4, 10_000),
+    "vdi": (1, 10_000),
+    "servers": (4, 2_000),
+    "databases": (1, 1_000),
+    "domain_controllers": (1, 12),
+    "dmz": (1, 1),
+}
 ADMIN_WORKSTATIONS = 3
+MIN_HOSTS, MAX_HOSTS = 20, 10_000
 
 HOST_COLUMNS = ["ip", "machine_name", "segment", "role", "persistent", "is_admin", "activity", "db_port", "db_app"]
 INVENTORY_COLUMNS = ["ip_address", "machine_name", "active", "segment"]
@@ -182,9 +191,12 @@ def random_public_ips(
     return np.where((last_octet == 0) | (last_octet == 255), ips ^ 1, ips).astype(np.uint32)
 
 
-def _unique_in_range(rng: np.random.Generator, lo: int, hi: int, n: int) -> np.ndarray:
-    """``n`` distinct host addresses in ``[lo, hi)`` with last octet in 10..250, sorted."""
-    candidates = np.arange(lo, hi, dtype=np.uint32)
+def _host_addresses(rng: np.random.Generator, first_subnet: str, n: int) -> np.ndarray:
+    """``n`` distinct addresses (last octet 10..250, sorted) in as many /24s from ``first_subnet`` as
+    keep them about a quarter full, like DHCP scopes of a real site."""
+    subnets = max(1, -(-4 * n // 241))
+    lo = ip_to_int(first_subnet)
+    candidates = np.arange(lo, lo + 256 * subnets, dtype=np.uint32)
     candidates = candidates[((candidates & 255) >= 10) & ((candidates & 255) <= 250)]
     return np.sort(rng.choice(candidates, size=n, replace=False)).astype(np.uint32)
 
@@ -209,7 +221,10 @@ def tenant_rng(seed: int, org1: str, org2: str, *stream: int) -> np.random.Gener
 
 def _composition(total_hosts: int) -> dict[str, int]:
     factor = total_hosts / _BASE_TOTAL
-    return {seg: max(_MIN_COMPOSITION[seg], round(n * factor)) for seg, n in _BASE_COMPOSITION.items()}
+    return {
+        seg: min(max(_COMPOSITION_BOUNDS[seg][0], round(n * factor)), _COMPOSITION_BOUNDS[seg][1])
+        for seg, n in _BASE_COMPOSITION.items()
+    }
 
 
 def _names(prefix: str, numbers: np.ndarray) -> list[str]:
@@ -218,6 +233,8 @@ def _names(prefix: str, numbers: np.ndarray) -> list[str]:
 
 def build_network(org1: str, org2: str, *, seed: int, total_hosts: int = 120) -> TenantNetwork:
     """The deterministic network of tenant ``org1/org2`` for ``seed`` (about ``total_hosts`` hosts)."""
+    if not MIN_HOSTS <= total_hosts <= MAX_HOSTS:
+        raise ValueError(f"total_hosts must be in [{MIN_HOSTS}, {MAX_HOSTS}], got {total_hosts}")
     rng = tenant_rng(seed, org1, org2, 1)
     counts = _composition(total_hosts)
     parts: list[pd.DataFrame] = []
@@ -238,24 +255,24 @@ def build_network(org1: str, org2: str, *, seed: int, total_hosts: int = 120) ->
         )
 
     n_ws = counts["workstations"]
-    ws_ips = _unique_in_range(rng, ip_to_int("10.10.1.0"), ip_to_int("10.10.5.0"), n_ws + 6)
-    ws_numbers = np.sort(rng.choice(np.arange(1, 5000), size=n_ws + 6, replace=False))
+    ws_ips = _host_addresses(rng, "10.10.1.0", n_ws + 6)
+    ws_numbers = np.sort(rng.choice(np.arange(1, max(5000, 4 * n_ws)), size=n_ws + 6, replace=False))
     add(ws_ips[:n_ws], _names("WS", ws_numbers[:n_ws]), "workstations", "workstation")
 
     n_vdi = counts["vdi"]
-    vdi_ips = _unique_in_range(rng, ip_to_int("10.20.0.0"), ip_to_int("10.20.2.0"), n_vdi)
-    vdi_numbers = np.sort(rng.choice(np.arange(1, 9000), size=2 * n_vdi, replace=False))
+    vdi_ips = _host_addresses(rng, "10.20.0.0", n_vdi)
+    vdi_numbers = np.sort(rng.choice(np.arange(1, max(9000, 8 * n_vdi)), size=2 * n_vdi, replace=False))
     vdi_current, vdi_previous = vdi_numbers[n_vdi:], vdi_numbers[:n_vdi]
     add(vdi_ips, _names("VDI", vdi_current), "vdi", "vdi", persistent=False)
 
     n_srv = counts["servers"]
     n_file = max(1, round(n_srv / 6))
     srv_roles = ["file_server"] * n_file + ["monitor", "backup"] + ["app_server"] * (n_srv - n_file - 2)
-    srv_ips = _unique_in_range(rng, ip_to_int("10.30.1.0"), ip_to_int("10.30.2.0"), n_srv)
+    srv_ips = _host_addresses(rng, "10.30.1.0", n_srv)
     add(srv_ips, _names("SRV", np.arange(1, n_srv + 1)), "servers", srv_roles)
 
     n_db = counts["databases"]
-    db_ips = _unique_in_range(rng, ip_to_int("10.40.1.0"), ip_to_int("10.40.2.0"), n_db)
+    db_ips = _host_addresses(rng, "10.40.1.0", n_db)
     add(db_ips, _names("DB", np.arange(1, n_db + 1)), "databases", "database")
 
     n_dc = counts["domain_controllers"]

@@ -83,6 +83,47 @@ def _ends_in_windows(rng: np.random.Generator, first: int, last: int, n: int) ->
     return first + which * SLICE_SECONDS + rng.integers(0, SLICE_SECONDS, size=len(which))
 
 
+def _closed_tcp_sessions(
+    rng: np.random.Generator,
+    *,
+    host_ip: int,
+    dst: np.ndarray,
+    dport: np.ndarray,
+    app: np.ndarray | str,
+    rule: str,
+    start: np.ndarray,
+    elapsed: np.ndarray,
+    bytes_sent: np.ndarray,
+    bytes_received: np.ndarray,
+    scenario: str,
+) -> pd.DataFrame:
+    """Allowed TCP sessions from ``host_ip`` that all close normally (FIN)."""
+    n = len(start)
+    return complete_sessions(
+        rng,
+        start=start,
+        elapsed=elapsed,
+        src=np.full(n, host_ip),
+        dst=np.broadcast_to(dst, n),
+        sport=ephemeral_ports(rng, n),
+        dport=np.broadcast_to(dport, n),
+        proto=np.full(n, "tcp", dtype=object),
+        app=np.broadcast_to(np.asarray(app, dtype=object), n),
+        rule=np.full(n, rule, dtype=object),
+        action=np.full(n, "allow", dtype=object),
+        bytes_sent=bytes_sent,
+        bytes_received=bytes_received,
+        scenario=scenario,
+        allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
+    )
+
+
+def _injected(name: str, host_ip: int, peers: np.ndarray, sessions: pd.DataFrame) -> InjectedScenario:
+    return InjectedScenario(
+        name, str(ips_to_strings(np.array([host_ip]))[0]), tuple(ips_to_strings(np.asarray(peers)).tolist()), sessions
+    )
+
+
 def c2_beaconing(
     rng: np.random.Generator, network: TenantNetwork, host: int, *, start: int, end: int
 ) -> InjectedScenario:
@@ -102,26 +143,20 @@ def c2_beaconing(
     # Mostly identical check-ins; now and then the server sends a task.
     tasking = rng.random(n) < 0.05
     received = np.where(tasking, rng.integers(4000, 20000, size=n), np.rint(rng.normal(310, 40, size=n)))
-    sessions = complete_sessions(
+    sessions = _closed_tcp_sessions(
         rng,
+        host_ip=host_ip,
+        dst=c2,
+        dport=port,
+        app="ssl",
+        rule="allow-web-outbound",
         start=starts,
         elapsed=elapsed,
-        src=np.full(n, host_ip),
-        dst=np.full(n, c2),
-        sport=ephemeral_ports(rng, n),
-        dport=np.full(n, port),
-        proto=np.full(n, "tcp", dtype=object),
-        app=np.full(n, "ssl", dtype=object),
-        rule=np.full(n, "allow-web-outbound", dtype=object),
-        action=np.full(n, "allow", dtype=object),
         bytes_sent=np.rint(rng.normal(420, 30, size=n)).astype(np.int64),
         bytes_received=received.astype(np.int64),
         scenario=C2_BEACONING,
-        allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
     )
-    return InjectedScenario(
-        C2_BEACONING, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(np.array([c2]))), sessions
-    )
+    return _injected(C2_BEACONING, host_ip, np.array([c2]), sessions)
 
 
 def bulk_exfiltration(
@@ -134,26 +169,20 @@ def bulk_exfiltration(
     n = int(rng.integers(4, 13))
     ends = _ends_in_windows(rng, first, last, n)
     elapsed = np.minimum(rng.integers(60, 600, size=n), ends - start)
-    sessions = complete_sessions(
+    sessions = _closed_tcp_sessions(
         rng,
+        host_ip=host_ip,
+        dst=peer,
+        dport=443,
+        app="ssl",
+        rule="allow-web-outbound",
         start=ends - elapsed,
         elapsed=elapsed,
-        src=np.full(n, host_ip),
-        dst=np.full(n, peer),
-        sport=ephemeral_ports(rng, n),
-        dport=np.full(n, 443),
-        proto=np.full(n, "tcp", dtype=object),
-        app=np.full(n, "ssl", dtype=object),
-        rule=np.full(n, "allow-web-outbound", dtype=object),
-        action=np.full(n, "allow", dtype=object),
-        bytes_sent=lognormal_int(rng, (18.2, 0.5), n),
+        bytes_sent=lognormal_int(rng, (18.2, 0.5), n),  # ~80 MB each
         bytes_received=lognormal_int(rng, (11.5, 0.5), n),
         scenario=BULK_EXFILTRATION,
-        allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
     )
-    return InjectedScenario(
-        BULK_EXFILTRATION, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(np.array([peer]))), sessions
-    )
+    return _injected(BULK_EXFILTRATION, host_ip, np.array([peer]), sessions)
 
 
 def internal_port_scan(
@@ -206,9 +235,7 @@ def internal_port_scan(
         reset_by_policy=True,
         allowed_end_reason=end_reason,
     )
-    return InjectedScenario(
-        INTERNAL_PORT_SCAN, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(targets).tolist()), sessions
-    )
+    return _injected(INTERNAL_PORT_SCAN, host_ip, targets, sessions)
 
 
 def rare_external_pairs(
@@ -226,26 +253,20 @@ def rare_external_pairs(
     ends = _ends_in_windows(rng, first, last, n)
     elapsed = np.minimum(rng.integers(1, 90, size=n), ends - start)
     app = np.where(np.isin(dport, [8443, 10443]), "ssl", "unknown-tcp").astype(object)
-    sessions = complete_sessions(
+    sessions = _closed_tcp_sessions(
         rng,
+        host_ip=host_ip,
+        dst=dst,
+        dport=dport,
+        app=app,
+        rule="allow-server-updates",
         start=ends - elapsed,
         elapsed=elapsed,
-        src=np.full(n, host_ip),
-        dst=dst,
-        sport=ephemeral_ports(rng, n),
-        dport=dport,
-        proto=np.full(n, "tcp", dtype=object),
-        app=app,
-        rule=np.full(n, "allow-server-updates", dtype=object),
-        action=np.full(n, "allow", dtype=object),
         bytes_sent=lognormal_int(rng, (8.5, 0.8), n, low=200),
         bytes_received=lognormal_int(rng, (9.0, 1.0), n, low=200),
         scenario=RARE_EXTERNAL_PAIRS,
-        allowed_end_reason=np.full(n, "tcp-fin", dtype=object),
     )
-    return InjectedScenario(
-        RARE_EXTERNAL_PAIRS, ips_to_strings(np.array([host_ip]))[0], tuple(ips_to_strings(peers).tolist()), sessions
-    )
+    return _injected(RARE_EXTERNAL_PAIRS, host_ip, peers, sessions)
 
 
 _BUILDERS = {

@@ -233,10 +233,45 @@ _SYSTEM_EVENTS = (
 )
 
 
+def _positional(values: dict[int, object], width: int) -> list[str]:
+    """A CSV row of ``width`` fields with ``values`` at their positions and empty fields elsewhere."""
+    row = [""] * width
+    for position, value in values.items():
+        row[position] = str(value)
+    return row
+
+
+def _threat_row(row: pd.Series, rng: np.random.Generator, serial: str) -> list[str]:
+    subtype, threat, action, severity = _THREAT_NAMES[int(rng.integers(0, len(_THREAT_NAMES)))]
+    url = f"www.example-{int(rng.integers(100, 999))}.com/index.html" if subtype == "url" else ""
+    session = {
+        1: row["receive_time"], 6: row["time_generated"], 7: row["src"], 8: row["dst"], 11: row["rule"],
+        14: row["app"], 16: row["from"], 17: row["to"], 21: row["time_generated"], 22: row["sessionid"],
+        24: row["sport"], 25: row["dport"], 29: row["proto"], 36: row["sessionid"],
+    }  # fmt: skip
+    fixed = {
+        0: "1", 2: serial, 3: "THREAT", 4: subtype, 5: "2561", 9: "0.0.0.0", 10: "0.0.0.0", 15: "vsys1",
+        18: "ethernet1/2", 19: "ethernet1/1", 20: "default", 23: "1", 26: "0", 27: "0", 28: "0x80400000",
+        30: action, 31: url, 32: threat or "(9999)", 33: "computer-and-internet-info", 34: severity,
+        35: "client-to-server", 37: "0x0", 41: "text/html", 59: DEVICE_NAME,
+    }  # fmt: skip
+    return _positional({**session, **fixed}, 60)
+
+
+def _system_row(row: pd.Series, rng: np.random.Generator, serial: str) -> list[str]:
+    subtype, event, severity, description = _SYSTEM_EVENTS[int(rng.integers(0, len(_SYSTEM_EVENTS)))]
+    values = {
+        0: "1", 1: row["receive_time"], 2: serial, 3: "SYSTEM", 4: subtype, 5: "0", 6: row["receive_time"],
+        8: event, 10: "0", 11: "0", 12: "general", 13: severity, 14: description, 15: row["sessionid"],
+        16: "0x0", 22: DEVICE_NAME,
+    }  # fmt: skip
+    return _positional(values, 23)
+
+
 def non_traffic_lines(records: pd.DataFrame, rng: np.random.Generator, count: int, *, serial: str) -> list[str]:
     """``count`` THREAT and SYSTEM syslog lines (CSV-quoted) that a TRAFFIC reader must skip.
 
-    THREAT lines reuse the time, addresses and session of a record of the same batch.
+    They reuse the time (and, for THREAT, the addresses and session) of a record of the batch.
     """
     # Threats are mostly seen on internet traffic; fall back to any record of the batch.
     outbound = records[records["to"] == "untrust"]
@@ -244,102 +279,9 @@ def non_traffic_lines(records: pd.DataFrame, rng: np.random.Generator, count: in
     lines = []
     for _ in range(count):
         row = candidates.iloc[int(rng.integers(0, len(candidates)))]
+        fields = _threat_row(row, rng, serial) if rng.random() < 0.6 else _system_row(row, rng, serial)
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="")
-        if rng.random() < 0.6:
-            subtype, threat, action, severity = _THREAT_NAMES[int(rng.integers(0, len(_THREAT_NAMES)))]
-            url = f"www.example-{int(rng.integers(100, 999))}.com/index.html" if subtype == "url" else ""
-            writer.writerow(
-                [
-                    "1",
-                    row["receive_time"],
-                    serial,
-                    "THREAT",
-                    subtype,
-                    "2561",
-                    row["time_generated"],
-                    row["src"],
-                    row["dst"],
-                    "0.0.0.0",
-                    "0.0.0.0",
-                    row["rule"],
-                    "",
-                    "",
-                    row["app"],
-                    "vsys1",
-                    row["from"],
-                    row["to"],
-                    "ethernet1/2",
-                    "ethernet1/1",
-                    "default",
-                    row["time_generated"],
-                    row["sessionid"],
-                    "1",
-                    row["sport"],
-                    row["dport"],
-                    "0",
-                    "0",
-                    "0x80400000",
-                    row["proto"],
-                    action,
-                    url,
-                    threat or "(9999)",
-                    "computer-and-internet-info",
-                    severity,
-                    "client-to-server",
-                    row["sessionid"],
-                    "0x0",
-                    "",
-                    "",
-                    "0",
-                    "text/html",
-                    "0",
-                    "",
-                    "",
-                    "1",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "0",
-                    "0",
-                    "0",
-                    "0",
-                    "",
-                    DEVICE_NAME,
-                ]
-            )
-        else:
-            subtype, event, severity, description = _SYSTEM_EVENTS[int(rng.integers(0, len(_SYSTEM_EVENTS)))]
-            writer.writerow(
-                [
-                    "1",
-                    row["receive_time"],
-                    serial,
-                    "SYSTEM",
-                    subtype,
-                    "0",
-                    row["receive_time"],
-                    "",
-                    event,
-                    "",
-                    "0",
-                    "0",
-                    "general",
-                    severity,
-                    description,
-                    row["sessionid"],
-                    "0x0",
-                    "0",
-                    "0",
-                    "0",
-                    "0",
-                    "",
-                    DEVICE_NAME,
-                ]
-            )
+        csv.writer(buffer, lineterminator="").writerow(fields)
         lines.append(str(syslog_headers(np.array([row["receive_time"]], dtype=object))[0]) + buffer.getvalue())
     return lines
 
