@@ -8,8 +8,9 @@ row per record with a read status:
 - ``non_traffic``: a log line of another PAN-OS type (THREAT, SYSTEM, ...): counted and skipped;
 - a reject reason (-> :attr:`TrafficRead.rejects`, ``REJECT_SCHEMA``):
   ``unparseable_json`` (a JSON line that is not a JSON object), ``short_line`` (a PAN-OS CSV line
-  with fewer than 47 fields), ``garbled_line`` (a number or timestamp that cannot be parsed, any
-  format). Rejects carry no ``window_start``: :func:`ndr_assets.transforms.dq.to_quarantine` adds it.
+  with fewer than 47 fields), ``garbled_line`` (a number or timestamp that cannot be parsed, in any
+  format, or a CSV line without a log type). Rejects carry no ``window_start``:
+  :func:`ndr_assets.transforms.dq.to_quarantine` adds it.
 
 Column resolution (``field_mapping``, canonical -> source column): a mapped canonical field reads
 its source column; an unmapped one reads a same-named source column when there is one, else it is
@@ -155,11 +156,12 @@ def read_traffic(
         records = spark.createDataFrame([], _RECORDS_SCHEMA)
     else:
         with read_errors_named(spark, files, spec.format):
-            present = _source_columns(spark, files, spec.format)
+            source_schema = _source_schema(spark, files, spec.format)
+        present = None if source_schema is None else source_schema.fieldNames()
         sources = resolve_sources(kept, spec.field_mapping, present, location=files[0])
         columns = sorted({source for source in sources.values() if source is not None})
         with read_errors_named(spark, files, spec.format):
-            raw = _read_raw(spark, files, spec.format, columns)
+            raw = _read_raw(spark, files, spec.format, columns, source_schema)
         records = _to_records(raw, sources, spec.format, mini_batch_ids)
     status = F.col(_STATUS)
     traffic = records.filter(status.isNull()).select(*TRAFFIC_SCHEMA.fieldNames())
@@ -252,7 +254,10 @@ _READ_FAILURE_MARKERS = (
     "incorrect header check",
     "invalid stored block lengths",
 )
-_FILE_IN_MESSAGE = re.compile(r"(?:reading file|footer for file|Could not read footer for file:?)\s+(\S+?)\.?(?:\s|$)")
+_MISSING_MARKER = "PATH_NOT_FOUND"
+# Spark reports local files as file:/path or file:///path; callers name them /path.
+_LOCAL_SCHEME = r"^file:(?://)?(?=/)"
+_FILE_IN_MESSAGE = re.compile(r"(?:reading file|Path does not exist:)\s+(\S+?)\.?(?:\s|$)")
 _CAUSE_LINE = re.compile(r"Caused by: [\w.$]+(?:Exception|Error): (.+)")
 
 
@@ -263,6 +268,9 @@ def read_errors_named(spark: SparkSession, files: Sequence[str], file_format: st
         yield
     except Exception as exc:
         message = str(exc)
+        if _MISSING_MARKER in message:
+            missing = _file_named_in(message, files)
+            raise InputDataError(missing or files[0], "file does not exist (removed after listing?)") from exc
         if not any(marker in message for marker in _READ_FAILURE_MARKERS):
             raise
         named = _file_named_in(message, files) or find_unreadable_file(spark, files, file_format)
@@ -286,8 +294,7 @@ def find_unreadable_file(spark: SparkSession, files: Sequence[str], file_format:
 
 
 def _normalize_path(path: str) -> str:
-    path = unquote(path)
-    return re.sub(r"^file:(?://)?(?=/)", "", path)
+    return re.sub(_LOCAL_SCHEME, "", unquote(path))
 
 
 def _file_named_in(message: str, files: Sequence[str]) -> str | None:
@@ -304,32 +311,36 @@ def _file_named_in(message: str, files: Sequence[str]) -> str | None:
 # ---------------------------------------------------------------- raw reading per format
 
 
-def _source_columns(spark: SparkSession, files: tuple[str, ...], file_format: str) -> list[str] | None:
+def _source_schema(spark: SparkSession, files: tuple[str, ...], file_format: str) -> T.StructType | None:
     """The source columns the files have, from metadata (None when unknown)."""
     if file_format == "parquet":
-        return spark.read.parquet(files[0]).schema.fieldNames()
-    if file_format == "panos_csv":
-        return list(PANOS_CSV_FIELDS)
-    return _json_keys_of_first_lines(spark, files[0])
+        return spark.read.parquet(files[0]).schema
+    names = PANOS_CSV_FIELDS if file_format == "panos_csv" else _json_keys_of_first_lines(spark, files[0])
+    return None if names is None else T.StructType([T.StructField(name, T.StringType()) for name in names])
 
 
-def _read_raw(spark: SparkSession, files: tuple[str, ...], file_format: str, columns: Sequence[str]) -> DataFrame:
+def _read_raw(
+    spark: SparkSession, files: tuple[str, ...], file_format: str, columns: Sequence[str], source: T.StructType | None
+) -> DataFrame:
     """Raw source columns + ``_source_file``, ``_raw_record`` and a preliminary ``_read_status``."""
     if file_format == "parquet":
-        raw = spark.read.parquet(*files)
-        every_column = [_raw(name) for name in raw.columns]
-        return raw.select(
+        # The first file's types, for the needed columns only: every file reads the same way, a file
+        # without a column gives nulls, and one with an incompatible type fails naming itself.
+        schema = T.StructType([source[name] for name in columns])
+        return spark.read.schema(schema).parquet(*files).select(
             *[_raw(name) for name in columns],
             _source_file_col().alias(_SOURCE_FILE),
-            F.to_json(F.struct(*every_column)).alias(_RAW_RECORD),
+            F.to_json(F.struct(*[_raw(name) for name in columns])).alias(_RAW_RECORD),
             F.lit(None).cast(T.StringType()).alias(_STATUS),
         )
     if file_format == "panos_csv":
         lines = spark.read.text(list(files)).filter(F.trim(F.col("value")) != F.lit(""))
         parsed = parse_panos_lines(lines.select("value", _source_file_col().alias(_SOURCE_FILE)))
         log_type = F.col("type")
-        status = F.when(log_type.isNotNull() & ~is_traffic_type(log_type), F.lit(NON_TRAFFIC)).when(
-            F.col("log_field_count") < MIN_TRAFFIC_FIELDS, F.lit("short_line")
+        status = (
+            F.when(log_type.isNotNull() & ~is_traffic_type(log_type), F.lit(NON_TRAFFIC))
+            .when(F.col("log_field_count") < MIN_TRAFFIC_FIELDS, F.lit("short_line"))
+            .when(log_type.isNull(), F.lit("garbled_line"))  # a full line without a log type
         )
         return parsed.select("*", F.col("value").alias(_RAW_RECORD), status.alias(_STATUS))
     # JSON lines: every field as a string (a bad value must not fail the file), corrupt lines kept.
@@ -370,7 +381,7 @@ def _source_file_col() -> Column:
     reported = F.col("_metadata.file_path")
     # '+' is literal in a URI path; protect it from url_decode, which reads it as a space.
     decoded = F.coalesce(F.try_url_decode(F.regexp_replace(reported, r"\+", "%2B")), reported)
-    return F.regexp_replace(decoded, r"^file:(?://)?(?=/)", "")
+    return F.regexp_replace(decoded, _LOCAL_SCHEME, "")
 
 
 def _mini_batch_id_col(source_file: Column, mini_batch_ids: Sequence[str] | None) -> Column:
