@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from ndr_assets.transforms.dq import REJECT_SCHEMA
+from ndr_assets.transforms.panos_csv import csv_field_count, strip_syslog_header
 from ndr_assets.transforms.readers import (
     PANOS_FIELD_MAPPING,
     find_unreadable_file,
@@ -348,6 +349,32 @@ def test_panos_csv_lines_threat_short_and_garbled(spark, tmp_path):
         "garbled_line": 3,
         "unparseable_lines": 4,
     }
+
+
+def test_syslog_header_is_stripped_and_quoted_commas_do_not_count_as_fields(spark):
+    lines = spark.createDataFrame(
+        [
+            ("header", "<14>Jan  5 08:24:55 fw01 1,a,b"),
+            ("header_two_digit_day", "<134>Dec 15 23:59:59 fw-02.corp 1,a,b"),
+            ("no_header", "1,a,b"),
+            ("quoted", '1,"x, y","say ""hi"", ok",,'),
+        ],
+        "case string, line string",
+    )
+
+    body = strip_syslog_header(F.col("line"))
+    result = lines.select("case", body.alias("body"), csv_field_count(body).alias("fields"))
+
+    expected = spark.createDataFrame(
+        [
+            ("header", "1,a,b", 3),
+            ("header_two_digit_day", "1,a,b", 3),
+            ("no_header", "1,a,b", 3),
+            ("quoted", '1,"x, y","say ""hi"", ok",,', 5),
+        ],
+        "case string, body string, fields int",
+    )
+    assertDataFrameEqual(result, expected)
 
 
 # ---------------------------------------------------------------- bad input
