@@ -17,6 +17,7 @@ from ndr_jobs.synthetic.generate import GenerationProgress, GenerationSummary, g
 from ndr_jobs.synthetic.network import MAX_HOSTS, MIN_HOSTS
 from ndr_jobs.synthetic.scenarios import SCENARIOS
 from ndr_jobs.synthetic.writers import FORMATS
+from ndr_resources.lake import LocalLake
 
 DEFAULT_TENANTS = "acme/finance,globex/retail"
 DEFAULT_START = "2026-01-05T00:08"  # the first window of a Monday
@@ -112,8 +113,6 @@ def generate(
     ] = ",".join(SCENARIOS),
 ) -> None:
     """Generate seeded synthetic PAN-OS TRAFFIC mini-batches, machine inventory and attack ground truth."""
-    from ndr_resources.lake import LocalLake
-
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
     scenario_names = [s.strip() for s in scenarios.split(",") if s.strip()]
