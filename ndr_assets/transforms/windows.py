@@ -49,6 +49,11 @@ def slice_start_col(ts: Column) -> Column:
     return F.timestamp_seconds(start)
 
 
+def window_end_col(window_start: Column) -> Column:
+    """Spark: the end of the window starting at timestamp column ``window_start`` (start + 15 min)."""
+    return window_start + F.expr(f"INTERVAL {SLICE_MINUTES} MINUTES")
+
+
 def partition_values(window_start: datetime) -> tuple[tuple[str, str], tuple[str, str]]:
     """Physical partition columns of a window: ``dt=YYYY-MM-DD/window=HHMM`` (window start, UTC)."""
     ws = window_start.astimezone(UTC)
