@@ -150,40 +150,41 @@ def additive_window_metrics(host_slices: DataFrame, end_epochs: list[int]) -> Da
     # Partitioning by host once makes the (host, end) aggregation shuffle-free after the explode.
     exploded = explode_to_window_ends(host_slices.select(*columns).repartition("host_ip"), end_epochs)
     double_metrics = {f.name for f in DELTA_HOST_SLICE_SCHEMA.fields if f.dataType.typeName() == "double"}
-    aggregates = [F.max(F.when(F.col("slice_rank") == 1, 1).otherwise(0)).alias("_active")]
+    aggregates = ["max(CASE WHEN slice_rank = 1 THEN 1 ELSE 0 END) AS _active"]
     for role, prefix in DIRECTION_PREFIXES.items():
         for label in WINDOW_LABELS:
-            inside = (F.col("role") == role) & in_window(label)
+            inside = f"role = '{role}' AND {in_window(label)}"
             for metric in ADDITIVE_METRICS:
-                zero = F.lit(0.0) if metric in double_metrics else F.lit(0).cast("long")
-                aggregates.append(F.sum(F.when(inside, F.col(metric)).otherwise(zero)).alias(f"{prefix}{metric}_{label}"))
+                zero = "0D" if metric in double_metrics else "CAST(0 AS BIGINT)"
+                aggregates.append(f"sum(CASE WHEN {inside} THEN {metric} ELSE {zero} END) AS {prefix}{metric}_{label}")
             for metric in MAX_METRICS:
-                largest = F.max(F.when(inside, F.col(metric)))
-                aggregates.append(F.coalesce(largest, F.lit(0).cast("long")).alias(f"{prefix}{metric}_{label}"))
-    return exploded.groupBy("host_ip", "end_epoch").agg(*aggregates).where(F.col("_active") == 1).drop("_active")
+                largest = f"max(CASE WHEN {inside} THEN {metric} END)"
+                aggregates.append(f"coalesce({largest}, CAST(0 AS BIGINT)) AS {prefix}{metric}_{label}")
+    per_end = exploded.groupBy("host_ip", "end_epoch").agg(*[F.expr(a) for a in aggregates])
+    return per_end.where("_active = 1").drop("_active")
 
 
-def derived_columns(prefix: str, label: str) -> dict[str, Column]:
-    """The 7 derived metrics of one direction and window, from its additive columns."""
+def derived_columns(prefix: str, label: str) -> dict[str, str]:
+    """SQL of the 7 derived metrics of one direction and window, from its additive columns."""
 
-    def c(metric: str) -> Column:
-        return F.col(f"{prefix}{metric}_{label}")
+    def c(metric: str) -> str:
+        return f"{prefix}{metric}_{label}"
 
     sessions, src, dst = c("sessions_cnt"), c("bytes_src_sum"), c("bytes_dst_sum")
 
-    def per_session(metric: str) -> Column:
-        return F.when(sessions > 0, c(metric) / sessions).otherwise(F.lit(0.0))
+    def per_session(metric: str) -> str:
+        return f"CASE WHEN {sessions} > 0 THEN {c(metric)} / {sessions} ELSE 0D END"
 
     values = {
         "duration_mean": per_session("duration_sum"),
         "deny_ratio": per_session("deny_cnt"),
-        "bytes_asymmetry_ratio": F.when(src + dst > 0, (src - dst) / (src + dst)).otherwise(F.lit(0.0)),
+        "bytes_asymmetry_ratio": f"CASE WHEN {src} + {dst} > 0 THEN ({src} - {dst}) / ({src} + {dst}) ELSE 0D END",
         "transport_tcp_ratio": per_session("tcp_cnt"),
         "transport_udp_ratio": per_session("udp_cnt"),
         "transport_icmp_ratio": per_session("icmp_cnt"),
-        "has_high_risk_port_activity": F.when(c("high_risk_port_sessions_cnt") > 0, 1).otherwise(0).cast("long"),
+        "has_high_risk_port_activity": f"CAST(CASE WHEN {c('high_risk_port_sessions_cnt')} > 0 THEN 1 ELSE 0 END AS BIGINT)",
     }
-    return {f"{prefix}{metric}_{label}": column for metric, column in values.items()}
+    return {c(metric): sql for metric, sql in values.items()}
 
 
 def build_fg_a(
@@ -214,25 +215,25 @@ def build_fg_a(
     peers = peer_window_metrics(peer_slices.select(*peer_columns), history, end_epochs, spec)
     joined = additive.join(peers, ["host_ip", "end_epoch"], "left")
 
-    expressions: dict[str, Column] = {}
+    expressions: dict[str, str] = {}
     for prefix in DIRECTION_PREFIXES.values():
         for label in WINDOW_LABELS:
             expressions.update(derived_columns(prefix, label))
-    additive_names = {f"{p}{m}_{w}" for p in DIRECTION_PREFIXES.values() for m in ADDITIVE_METRICS + MAX_METRICS for w in WINDOW_LABELS}
+    additive_names = set(additive.columns)
     metric_fields = contract.fields[len(_LEADING_COLUMNS) :]
     metrics = []
     for field in metric_fields:
         if field.name in expressions:
-            column = expressions[field.name]
+            sql = expressions[field.name]
         elif field.name in additive_names:
-            column = F.col(field.name)
+            sql = field.name
         else:  # from the peer family: absent when the host had no peer rows in the window
-            column = F.coalesce(F.col(field.name), F.lit(0).cast(field.dataType))
-        metrics.append(column.alias(field.name))
+            sql = f"coalesce({field.name}, CAST(0 AS {field.dataType.simpleString()}))"
+        metrics.append(f"{sql} AS {field.name}")
 
     window_end_ts = F.timestamp_seconds(F.col("end_epoch"))
     band = time_band_columns(window_end_ts, spec.time_zone, tuple(spec.working_hours))
-    out = joined.select(F.col("host_ip"), F.col("end_epoch"), *metrics).select(
+    out = joined.selectExpr("host_ip", "end_epoch", *metrics).select(
         "host_ip", window_end_ts.alias("window_end_ts"), *band, *[f.name for f in metric_fields]
     )
     return enforce_schema(out, contract, "fg_a")

@@ -99,11 +99,11 @@ def window_key_rows(keys: DataFrame, end_epochs: list[int]) -> DataFrame:
     for label in WINDOW_LABELS:
         inside = in_window(label)
         aggregates += [
-            F.sum(F.when(inside, F.col("sessions_cnt")).otherwise(0)).alias(f"sessions_{label}"),
-            F.sum(F.when(inside, F.col("bytes_sum")).otherwise(0)).alias(f"bytes_{label}"),
-            F.max(F.when(inside, 1).otherwise(0)).alias(f"present_{label}"),
+            f"sum(CASE WHEN {inside} THEN sessions_cnt ELSE 0 END) AS sessions_{label}",
+            f"sum(CASE WHEN {inside} THEN bytes_sum ELSE 0 END) AS bytes_{label}",
+            f"max(CASE WHEN {inside} THEN 1 ELSE 0 END) AS present_{label}",
         ]
-    return exploded.groupBy(*KEY_COLUMNS, "end_epoch").agg(*aggregates)
+    return exploded.groupBy(*KEY_COLUMNS, "end_epoch").agg(*[F.expr(a) for a in aggregates])
 
 
 # ---------------------------------------------------------------- 30-day history of each key
@@ -124,9 +124,9 @@ class HistoryGrid:
         last_day = last_start // SECONDS_PER_DAY
         return cls(base_day * SECONDS_PER_DAY, last_day - base_day + 1)
 
-    def slot(self, epoch: Column) -> Column:
-        """Index of the slice starting at ``epoch`` counted from the first history day (96 per day)."""
-        return F.floor((epoch - F.lit(self.base_epoch + GRID_OFFSET_SECONDS)) / SLICE_SECONDS)
+    def slot(self, epoch_sql: str) -> str:
+        """SQL: index of the slice starting at ``epoch_sql``, counted from the first history day (96 per day)."""
+        return f"CAST(floor(({epoch_sql} - {self.base_epoch + GRID_OFFSET_SECONDS}) / {SLICE_SECONDS}) AS BIGINT)"
 
 
 def key_history(history_slices: DataFrame, grid: HistoryGrid, lower_epoch: int, upper_epoch: int) -> DataFrame:
@@ -137,81 +137,66 @@ def key_history(history_slices: DataFrame, grid: HistoryGrid, lower_epoch: int, 
     character per history day: any occurrence that day). Duplicated input rows (overlapping reads)
     are harmless: occurrences are OR-ed.
     """
-    start = slice_epoch()
     occurrences = (
         peer_keys(history_slices, HISTORY_KEY_TYPES)
-        .withColumn("_start", start)
-        .where((F.col("_start") >= lower_epoch) & (F.col("_start") < upper_epoch))
-        .where(F.pmod(F.col("_start") - GRID_OFFSET_SECONDS, F.lit(SLICE_SECONDS)) == 0)
-        .withColumn("_slot", grid.slot(F.col("_start")))
-        .withColumn("_day", F.floor(F.col("_slot") / SLOTS_PER_DAY).cast("int"))
-        .withColumn("_pos", F.pmod(F.col("_slot"), F.lit(SLOTS_PER_DAY)).cast("int"))
+        .withColumn("_start", slice_epoch())
+        .where(f"_start >= {lower_epoch} AND _start < {upper_epoch}")
+        .where(f"pmod(_start - {GRID_OFFSET_SECONDS}, {SLICE_SECONDS}) = 0")
+        .withColumn("_slot", F.expr(grid.slot("_start")))
+        .selectExpr(
+            *KEY_COLUMNS,
+            f"CAST(floor(_slot / {SLOTS_PER_DAY}) AS INT) AS _day",
+            f"CAST(pmod(_slot, {SLOTS_PER_DAY}) AS INT) AS _pos",
+        )
     )
-    low_bit = F.when(F.col("_pos") < _WORD_BITS, F.pow(F.lit(2.0), F.col("_pos"))).otherwise(0.0).cast("long")
-    high_bit = F.when(F.col("_pos") >= _WORD_BITS, F.pow(F.lit(2.0), F.col("_pos") - _WORD_BITS)).otherwise(0.0).cast("long")
+    # Powers of two up to 2^47 are exact doubles.
+    low_bit = f"CAST(CASE WHEN _pos < {_WORD_BITS} THEN pow(2, _pos) ELSE 0 END AS BIGINT)"
+    high_bit = f"CAST(CASE WHEN _pos >= {_WORD_BITS} THEN pow(2, _pos - {_WORD_BITS}) ELSE 0 END AS BIGINT)"
     per_day = (
         occurrences.repartition(*KEY_COLUMNS)
         .groupBy(*KEY_COLUMNS, "_day")
-        .agg(F.bit_or(low_bit).alias("_w0"), F.bit_or(high_bit).alias("_w1"))
+        .agg(F.expr(f"bit_or({low_bit}) AS _w0"), F.expr(f"bit_or({high_bit}) AS _w1"))
     )
     # Pivot the (at most grid.days) day rows of a key into fixed positions so that a window's boundary
     # days are found by index, not by a search.
-    words = []
-    for day in range(grid.days):
-        for word in ("_w0", "_w1"):
-            words.append(F.max(F.when(F.col("_day") == day, F.col(word))).alias(f"{word}_{day}"))
-    pivoted = per_day.groupBy(*KEY_COLUMNS).agg(*words)
-    zero = F.lit(0).cast("long")
-    slot_words = F.array(
-        *[F.coalesce(F.col(f"{word}_{day}"), zero) for day in range(grid.days) for word in ("_w0", "_w1")]
-    )
-    day_flags = F.concat(
-        *[
-            F.when(F.col(f"_w0_{day}").isNotNull(), F.lit("1")).otherwise(F.lit("0"))
-            for day in range(grid.days)
-        ]
-    )
-    return pivoted.select(*KEY_COLUMNS, slot_words.alias("slot_words"), day_flags.alias("day_flags"))
+    pivot = [f"max(CASE WHEN _day = {day} THEN {word} END) AS {word}_{day}" for day in range(grid.days) for word in ("_w0", "_w1")]
+    pivoted = per_day.groupBy(*KEY_COLUMNS).agg(*[F.expr(p) for p in pivot])
+    words = ", ".join(f"coalesce({word}_{day}, CAST(0 AS BIGINT))" for day in range(grid.days) for word in ("_w0", "_w1"))
+    flags = ", ".join(f"CASE WHEN _w0_{day} IS NULL THEN '0' ELSE '1' END" for day in range(grid.days))
+    return pivoted.selectExpr(*KEY_COLUMNS, f"array({words}) AS slot_words", f"concat({flags}) AS day_flags")
 
 
-def _mask(lo: Column, hi: Column) -> Column:
-    """Bits ``lo .. hi-1`` set (0 when empty); ``hi <= 48`` so powers of two are exact doubles."""
-    return F.when(hi > lo, (F.pow(F.lit(2.0), hi) - F.pow(F.lit(2.0), lo)).cast("long")).otherwise(F.lit(0).cast("long"))
+def _mask(lo: str, hi: str) -> str:
+    """SQL: bits ``lo .. hi-1`` set (0 when empty); ``hi <= 48``, so the powers of two are exact."""
+    return f"CASE WHEN {hi} > {lo} THEN CAST(pow(2, {hi}) - pow(2, {lo}) AS BIGINT) ELSE CAST(0 AS BIGINT) END"
 
 
-def _any_slot(day: Column, pos_lo: Column, pos_hi: Column) -> Column:
-    """1 if the key occurred in day ``day`` in a slot of ``[pos_lo, pos_hi)``, else 0."""
-    word0 = F.element_at(F.col("slot_words"), day * 2 + 1)
-    word1 = F.element_at(F.col("slot_words"), day * 2 + 2)
-    bits = F.lit(_WORD_BITS)
-    mask0 = _mask(F.least(pos_lo, bits), F.least(pos_hi, bits))
-    mask1 = _mask(F.greatest(pos_lo, bits) - bits, F.greatest(pos_hi, bits) - bits)
-    hit = (word0.bitwiseAND(mask0) != 0) | (word1.bitwiseAND(mask1) != 0)
-    return hit.cast("int")
+def _any_slot(day: str, pos_lo: str, pos_hi: str) -> str:
+    """SQL: 1 if the key occurred on history day ``day`` in a slot of ``[pos_lo, pos_hi)``, else 0."""
+    word0 = f"try_element_at(slot_words, {day} * 2 + 1)"
+    word1 = f"try_element_at(slot_words, {day} * 2 + 2)"
+    mask0 = _mask(f"least({pos_lo}, {_WORD_BITS})", f"least({pos_hi}, {_WORD_BITS})")
+    mask1 = _mask(f"greatest({pos_lo}, {_WORD_BITS}) - {_WORD_BITS}", f"greatest({pos_hi}, {_WORD_BITS}) - {_WORD_BITS}")
+    return f"CAST((({word0}) & ({mask0})) != 0 OR (({word1}) & ({mask1})) != 0 AS INT)"
 
 
-def seen_days(grid: HistoryGrid, lower_epoch: Column, upper_epoch: Column) -> Column:
-    """Distinct UTC days on which the key occurred in a slice starting in ``[lower_epoch, upper_epoch)``.
+def seen_days(grid: HistoryGrid, lower_epoch: str, upper_epoch: str) -> str:
+    """SQL: distinct UTC days on which the key occurred in a slice starting in ``[lower_epoch, upper_epoch)``.
 
     Exact for any range on the slice grid inside ``grid``: the first and last day of the range are
     tested slot by slot, the days between by their day flag. Needs ``slot_words``/``day_flags`` from
     :func:`key_history` on the row (null = no history = 0 days).
     """
-    first = grid.slot(lower_epoch)
-    end = grid.slot(upper_epoch)  # exclusive
-    last = end - 1
-    first_day, first_pos = F.floor(first / SLOTS_PER_DAY).cast("int"), F.pmod(first, F.lit(SLOTS_PER_DAY)).cast("int")
-    last_day, last_pos_end = F.floor(last / SLOTS_PER_DAY).cast("int"), (F.pmod(last, F.lit(SLOTS_PER_DAY)) + 1).cast("int")
-    full_day = F.lit(SLOTS_PER_DAY)
-    days_between = F.length(
-        F.regexp_replace(F.col("day_flags").substr(first_day + 2, last_day - first_day - 1), "0", "")
+    first, end = grid.slot(lower_epoch), grid.slot(upper_epoch)  # end is exclusive
+    last = f"({end} - 1)"
+    first_day, first_pos = f"CAST(floor({first} / {SLOTS_PER_DAY}) AS INT)", f"CAST(pmod({first}, {SLOTS_PER_DAY}) AS INT)"
+    last_day, last_pos_end = f"CAST(floor({last} / {SLOTS_PER_DAY}) AS INT)", f"CAST(pmod({last}, {SLOTS_PER_DAY}) + 1 AS INT)"
+    days_between = f"length(replace(substring(day_flags, {first_day} + 2, {last_day} - {first_day} - 1), '0', ''))"
+    return (
+        f"CASE WHEN slot_words IS NULL OR {end} <= {first} THEN 0 "
+        f"WHEN {first_day} = {last_day} THEN {_any_slot(first_day, first_pos, last_pos_end)} "
+        f"ELSE {_any_slot(first_day, first_pos, str(SLOTS_PER_DAY))} + {days_between} + {_any_slot(last_day, '0', last_pos_end)} END"
     )
-    counted = (
-        F.when(end <= first, F.lit(0))
-        .when(first_day == last_day, _any_slot(first_day, first_pos, last_pos_end))
-        .otherwise(_any_slot(first_day, first_pos, full_day) + days_between + _any_slot(last_day, F.lit(0), last_pos_end))
-    )
-    return F.when(F.col("slot_words").isNull(), F.lit(0)).otherwise(counted)
 
 
 # ---------------------------------------------------------------- level 2: per host and window end
@@ -221,73 +206,71 @@ def _stat(role: str, label: str, key_type: str, stat: str) -> str:
     return f"_{role}_{label}_{key_type}_{stat}"
 
 
-def _level2_aggregates(key_types: list[str], peer_days: int, port_days: int) -> list[Column]:
-    """Per role, window length and key type: the key statistics the final metrics are made of."""
-    aggregates: list[Column] = []
+def _level2_aggregates(key_types: list[str], peer_days: int, port_days: int) -> list[str]:
+    """Per role, window length and key type: the key statistics the final metrics are made of (SQL)."""
+    aggregates: list[str] = []
     for role in DIRECTION_PREFIXES:
         for label in WINDOW_LABELS:
-            present = (F.col("role") == role) & (F.col(f"present_{label}") == 1)
-            sessions, bytes_, seen = F.col(f"sessions_{label}"), F.col(f"bytes_{label}"), F.col(f"seen_{label}")
+            present = f"role = '{role}' AND present_{label} = 1"
+            sessions, bytes_, seen = f"sessions_{label}", f"bytes_{label}", f"seen_{label}"
             for key_type in key_types:
-                of_key = present & (F.col("key_type") == key_type)
-                stats = {"n": F.sum(F.when(of_key, 1).otherwise(0))}
+                of_key = f"{present} AND key_type = '{key_type}'"
+                stats = {"n": f"sum(CASE WHEN {of_key} THEN 1 ELSE 0 END)"}
                 if key_type in (IP, PORT, HIGH_RISK_IP):
-                    stats["total"] = F.sum(F.when(of_key, sessions).otherwise(0))
+                    stats["total"] = f"sum(CASE WHEN {of_key} THEN {sessions} ELSE 0 END)"
                 if key_type in (IP, PORT):
-                    stats["slns"] = F.sum(F.when(of_key & (sessions > 0), sessions * F.log(sessions)).otherwise(0.0))
-                    stats["max"] = F.max(F.when(of_key, sessions))
-                    stats["bytes"] = F.sum(F.when(of_key, bytes_).otherwise(0))
-                    stats["max_bytes"] = F.max(F.when(of_key, bytes_))
+                    stats["slns"] = f"sum(CASE WHEN {of_key} AND {sessions} > 0 THEN {sessions} * ln({sessions}) ELSE 0D END)"
+                    stats["max"] = f"max(CASE WHEN {of_key} THEN {sessions} END)"
+                    stats["bytes"] = f"sum(CASE WHEN {of_key} THEN {bytes_} ELSE 0 END)"
+                    stats["max_bytes"] = f"max(CASE WHEN {of_key} THEN {bytes_} END)"
                     threshold = peer_days if key_type == IP else port_days
-                    stats["rare"] = F.sum(F.when(of_key & (seen >= 1) & (seen < threshold), 1).otherwise(0))
+                    stats["rare"] = f"sum(CASE WHEN {of_key} AND {seen} >= 1 AND {seen} < {int(threshold)} THEN 1 ELSE 0 END)"
                 if key_type in HISTORY_KEY_TYPES:
-                    stats["new"] = F.sum(F.when(of_key & (seen == 0), 1).otherwise(0))
-                aggregates += [column.alias(_stat(role, label, key_type, stat)) for stat, column in stats.items()]
+                    stats["new"] = f"sum(CASE WHEN {of_key} AND {seen} = 0 THEN 1 ELSE 0 END)"
+                aggregates += [f"{sql} AS {_stat(role, label, key_type, stat)}" for stat, sql in stats.items()]
     return aggregates
 
 
-def _share(part: Column, total: Column) -> Column:
-    return F.when(total > 0, F.coalesce(part, F.lit(0)) / total).otherwise(F.lit(0.0))
+def _share(part: str, total: str) -> str:
+    return f"CASE WHEN {total} > 0 THEN coalesce({part}, 0) / {total} ELSE 0D END"
 
 
-def _entropy(total: Column, slns: Column, distinct: Column) -> Column:
-    entropy = F.greatest(F.lit(0.0), F.log(total) - slns / total)
-    return F.when((total > 0) & (distinct > 1), entropy).otherwise(F.lit(0.0))
+def _entropy(total: str, slns: str, distinct: str) -> str:
+    return f"CASE WHEN {total} > 0 AND {distinct} > 1 THEN greatest(0D, ln({total}) - {slns} / {total}) ELSE 0D END"
 
 
-def _metric_columns(role: str, label: str, with_high_risk: bool) -> list[Column]:
+def _metric_columns(role: str, label: str, with_high_risk: bool) -> list[str]:
+    """SQL select items of the 19 peer-family metrics of one role and window."""
     prefix = DIRECTION_PREFIXES[role]
 
-    def s(key_type: str, stat: str) -> Column:
-        return F.col(_stat(role, label, key_type, stat))
+    def s(key_type: str, stat: str) -> str:
+        return _stat(role, label, key_type, stat)
 
-    def name(metric: str) -> str:
-        return f"{prefix}{metric}_{label}"
-
-    zero = F.lit(0).cast("long")
+    zero = "CAST(0 AS BIGINT)"
     high_risk_sessions = s(HIGH_RISK_IP, "total") if with_high_risk else zero
     high_risk_peers = s(HIGH_RISK_IP, "n") if with_high_risk else zero
-    return [
-        s(IP, "n").alias(name("peer_ip_nunique")),
-        s(PORT, "n").alias(name("peer_port_nunique")),
-        s(SEGMENT, "n").alias(name("peer_segment_nunique")),
-        _entropy(s(IP, "total"), s(IP, "slns"), s(IP, "n")).alias(name("peer_ip_entropy")),
-        _entropy(s(PORT, "total"), s(PORT, "slns"), s(PORT, "n")).alias(name("peer_port_entropy")),
-        _share(s(IP, "max"), s(IP, "total")).alias(name("peer_ip_top1_sessions_share")),
-        _share(s(PORT, "max"), s(PORT, "total")).alias(name("peer_port_top1_sessions_share")),
-        _share(s(IP, "max_bytes"), s(IP, "bytes")).alias(name("peer_ip_top1_bytes_share")),
-        _share(s(PORT, "max_bytes"), s(PORT, "bytes")).alias(name("peer_port_top1_bytes_share")),
-        s(IP, "new").alias(name("new_peer_cnt_lookback30d")),
-        s(IP, "rare").alias(name("rare_peer_cnt_lookback30d")),
-        _share(s(IP, "new"), s(IP, "n")).alias(name("new_peer_ratio_lookback30d")),
-        s(PORT, "new").alias(name("new_dst_port_cnt_lookback30d")),
-        s(PORT, "rare").alias(name("rare_dst_port_cnt_lookback30d")),
-        s(PAIR, "new").alias(name("new_pair_cnt_lookback30d")),
-        s(SERVICE, "new").alias(name("new_src_dst_port_cnt_lookback30d")),
-        high_risk_sessions.alias(name("high_risk_segment_sessions_cnt")),
-        high_risk_peers.alias(name("high_risk_segment_unique_dsts")),
-        F.when(high_risk_peers > 0, 1).otherwise(0).cast("long").alias(name("has_high_risk_segment_interaction")),
-    ]
+    metrics = {
+        "peer_ip_nunique": s(IP, "n"),
+        "peer_port_nunique": s(PORT, "n"),
+        "peer_segment_nunique": s(SEGMENT, "n"),
+        "peer_ip_entropy": _entropy(s(IP, "total"), s(IP, "slns"), s(IP, "n")),
+        "peer_port_entropy": _entropy(s(PORT, "total"), s(PORT, "slns"), s(PORT, "n")),
+        "peer_ip_top1_sessions_share": _share(s(IP, "max"), s(IP, "total")),
+        "peer_port_top1_sessions_share": _share(s(PORT, "max"), s(PORT, "total")),
+        "peer_ip_top1_bytes_share": _share(s(IP, "max_bytes"), s(IP, "bytes")),
+        "peer_port_top1_bytes_share": _share(s(PORT, "max_bytes"), s(PORT, "bytes")),
+        "new_peer_cnt_lookback30d": s(IP, "new"),
+        "rare_peer_cnt_lookback30d": s(IP, "rare"),
+        "new_peer_ratio_lookback30d": _share(s(IP, "new"), s(IP, "n")),
+        "new_dst_port_cnt_lookback30d": s(PORT, "new"),
+        "rare_dst_port_cnt_lookback30d": s(PORT, "rare"),
+        "new_pair_cnt_lookback30d": s(PAIR, "new"),
+        "new_src_dst_port_cnt_lookback30d": s(SERVICE, "new"),
+        "high_risk_segment_sessions_cnt": high_risk_sessions,
+        "high_risk_segment_unique_dsts": high_risk_peers,
+        "has_high_risk_segment_interaction": f"CAST(CASE WHEN {high_risk_peers} > 0 THEN 1 ELSE 0 END AS BIGINT)",
+    }
+    return [f"{sql} AS {prefix}{metric}_{label}" for metric, sql in metrics.items()]
 
 
 def peer_window_metrics(
@@ -309,30 +292,25 @@ def peer_window_metrics(
     history = key_history(history_slices, grid, lower, upper)
 
     rows = window_key_rows(peer_keys(peer_slices, key_types, high_risk), end_epochs).join(history, KEY_COLUMNS, "left")
-    lookback_start = F.col("end_epoch") - SLICE_SECONDS - lookback_seconds
-    is_history_key = F.col("key_type").isin(list(HISTORY_KEY_TYPES))
+    lookback_start = f"(end_epoch - {SLICE_SECONDS + lookback_seconds})"
+    history_key = "key_type IN (" + ", ".join(f"'{kt}'" for kt in HISTORY_KEY_TYPES) + ")"
     seen = [
-        F.when(is_history_key, seen_days(grid, lookback_start, F.col("end_epoch") - slices * SLICE_SECONDS))
-        .otherwise(F.lit(0))
-        .alias(f"seen_{label}")
+        f"CASE WHEN {history_key} THEN {seen_days(grid, lookback_start, f'(end_epoch - {slices * SLICE_SECONDS})')} "
+        f"ELSE 0 END AS seen_{label}"
         for label, slices in LABEL_SLICES.items()
     ]
-    rows = rows.select(
+    rows = rows.selectExpr(
         "host_ip",
         "role",
         "key_type",
         "end_epoch",
-        *[F.col(f"{stat}_{label}") for label in WINDOW_LABELS for stat in ("sessions", "bytes", "present")],
+        *[f"{stat}_{label}" for label in WINDOW_LABELS for stat in ("sessions", "bytes", "present")],
         *seen,
     )
     thresholds = spec.lookback30d.rare_thresholds
-    level2 = rows.groupBy("host_ip", "end_epoch").agg(
-        *_level2_aggregates(key_types, thresholds.get("peer_days", 3), thresholds.get("port_days", 3))
-    )
+    aggregates = _level2_aggregates(key_types, thresholds.get("peer_days", 3), thresholds.get("port_days", 3))
+    level2 = rows.groupBy("host_ip", "end_epoch").agg(*[F.expr(a) for a in aggregates])
     metrics = [
-        column
-        for role in DIRECTION_PREFIXES
-        for label in WINDOW_LABELS
-        for column in _metric_columns(role, label, bool(high_risk))
+        item for role in DIRECTION_PREFIXES for label in WINDOW_LABELS for item in _metric_columns(role, label, bool(high_risk))
     ]
-    return level2.select("host_ip", "end_epoch", *metrics)
+    return level2.selectExpr("host_ip", "end_epoch", *metrics)

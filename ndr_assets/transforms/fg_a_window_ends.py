@@ -58,6 +58,10 @@ def explode_to_window_ends(slices: DataFrame, end_epochs: list[int]) -> DataFram
     return exploded.where(F.col("end_epoch").isin(end_epochs)).drop("_slice_epoch")
 
 
-def in_window(label: str) -> Column:
-    """True for exploded rows whose slice lies inside the ``label`` window of their end."""
-    return F.col("slice_rank") <= LABEL_SLICES[label]
+def in_window(label: str) -> str:
+    """SQL condition: the exploded row's slice lies inside the ``label`` window of its end.
+
+    Conditions and aggregates are SQL text: FG-A builds ~1,000 expressions, and one ``F.expr`` per
+    expression keeps plan construction fast (Column-API trees cost one JVM round trip per node).
+    """
+    return f"slice_rank <= {LABEL_SLICES[label]}"
