@@ -1,0 +1,93 @@
+"""CIDR segment assignment: longest prefix wins, IPv6/unmapped -> default, no row multiplication."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from ndr_assets.transforms.segments import assign_segment, segment_ranges
+from ndr_resources.specs import SegmentMapping
+
+# 10.0.0.0 = 10 * 2**24; 10.50.0.0 = 10 * 2**24 + 50 * 2**16; 10.255.255.255 = 11 * 2**24 - 1.
+TEN_0_0_0 = 167_772_160
+TEN_50_0_0 = 171_048_960
+TEN_50_0_255 = 171_049_215
+TEN_255_255_255 = 184_549_375
+
+NESTED = SegmentMapping.model_validate(
+    {
+        "segments": [
+            {"segment_id": "corp", "cidr": "10.0.0.0/8"},
+            {"segment_id": "workstations", "cidr": "10.10.0.0/16"},
+            {"segment_id": "domain_controllers", "cidr": "10.50.0.0/24"},
+        ],
+        "default_segment": "external",
+    }
+)
+
+
+def test_nested_blocks_flatten_to_disjoint_ranges_where_the_longest_prefix_wins():
+    mapping = SegmentMapping.model_validate(
+        {"segments": [{"segment_id": "corp", "cidr": "10.0.0.0/8"}, {"segment_id": "dc", "cidr": "10.50.0.0/24"}]}
+    )
+    assert segment_ranges(mapping) == [
+        (TEN_0_0_0, TEN_50_0_0 - 1, "corp"),
+        (TEN_50_0_0, TEN_50_0_255, "dc"),
+        (TEN_50_0_255 + 1, TEN_255_255_255, "corp"),
+    ]
+
+
+def test_rule_order_does_not_matter_and_adjacent_blocks_of_one_segment_merge():
+    mapping = SegmentMapping.model_validate(
+        {
+            "segments": [
+                {"segment_id": "dc", "cidr": "10.50.0.0/24"},
+                {"segment_id": "lab", "cidr": "10.0.0.128/25"},
+                {"segment_id": "lab", "cidr": "10.0.0.0/25"},
+            ]
+        }
+    )
+    assert segment_ranges(mapping) == [(TEN_0_0_0, TEN_0_0_0 + 255, "lab"), (TEN_50_0_0, TEN_50_0_255, "dc")]
+
+
+def test_one_cidr_given_to_two_segments_is_rejected():
+    mapping = SegmentMapping.model_validate(
+        {"segments": [{"segment_id": "a", "cidr": "10.1.0.0/16"}, {"segment_id": "b", "cidr": "10.1.0.0/16"}]}
+    )
+    with pytest.raises(ValueError, match=r"10\.1\.0\.0/16.*'a'.*'b'"):
+        segment_ranges(mapping)
+
+
+def test_assign_segment_maps_each_address_once(spark):
+    ips = spark.createDataFrame(
+        [(1, "10.10.3.4"), (2, "10.50.0.7"), (3, "10.50.1.7"), (4, "8.8.8.8"), (5, "2001:db8::1"),
+         (6, "not-an-ip"), (7, None), (8, "10.10.3.4")],
+        "id int, ip string",
+    )
+    expected = spark.createDataFrame(
+        [
+            (1, "10.10.3.4", "workstations"),
+            (2, "10.50.0.7", "domain_controllers"),  # inside 10.0.0.0/8 too: /24 wins
+            (3, "10.50.1.7", "corp"),
+            (4, "8.8.8.8", "external"),
+            (5, "2001:db8::1", "external"),  # IPv6 -> default
+            (6, "not-an-ip", "external"),
+            (7, None, "external"),
+            (8, "10.10.3.4", "workstations"),
+        ],
+        "id int, ip string, segment string",
+    )
+    assertDataFrameEqual(assign_segment(ips, "ip", NESTED, "segment"), expected)
+
+
+def test_without_mapping_every_address_is_unmapped_and_without_rules_the_default(spark):
+    ips = spark.createDataFrame([("10.10.3.4",), ("8.8.8.8",)], "ip string")
+    assertDataFrameEqual(
+        assign_segment(ips, "ip", None, "seg"),
+        spark.createDataFrame([("10.10.3.4", "unmapped"), ("8.8.8.8", "unmapped")], "ip string, seg string"),
+    )
+    no_rules = SegmentMapping(default_segment="other")
+    assertDataFrameEqual(
+        assign_segment(ips, "ip", no_rules, "seg"),
+        spark.createDataFrame([("10.10.3.4", "other"), ("8.8.8.8", "other")], "ip string, seg string"),
+    )
