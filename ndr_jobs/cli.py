@@ -26,7 +26,7 @@ app.command("generate", help="Generate synthetic PAN-OS TRAFFIC mini-batches int
 def demo(
     home: Path = typer.Option(Path(".ndr"), help="Where the embedded store, lake and Dagster instance live."),
     days: float = typer.Option(2.0, help="Days of synthetic traffic per tenant."),
-    start: str = typer.Option("2026-01-05", help="First day of traffic (UTC, ISO date)."),
+    start: str = typer.Option("2026-01-05", help="First day of traffic and of the projects (UTC, ISO date)."),
     seed: int = typer.Option(7, help="Random seed of the generator."),
     fresh: bool = typer.Option(True, help="Start from an empty lake, store and instance."),
 ) -> None:

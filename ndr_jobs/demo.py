@@ -118,7 +118,9 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
     if fresh and home.exists():
         shutil.rmtree(home)
     paths = _use_home(home)
-    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    # The project's partitions start at the first window touching its start date (the 23:53 window of
+    # the day before); generation and the backfill start there too, so FG-A has no hole to refuse.
+    start = datetime(start.year, start.month, start.day, tzinfo=UTC)
     lake = LocalLake(root=str(paths.lake_root))
     store = SqliteParameterStore(path=str(paths.parameters_db))
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

@@ -127,6 +127,8 @@ class Lake(dg.ConfigurableResource, ABC):
         staging = join_uri(dataset_uri, "_staging", uuid.uuid4().hex) + "/"
         df.write.mode("overwrite").partitionBy(*columns).parquet(self.spark_uri(staging))
         counts: dict[str, int] = {}
+        # Partition values are text ("0808"): counting must not let Spark infer them as numbers.
+        df.sparkSession.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         written = df.sparkSession.read.parquet(self.spark_uri(staging)) if self.list_objects(staging) else None
         if written is not None and columns:
             for row in written.groupBy(*[F.col(c).cast("string") for c in columns]).count().collect():

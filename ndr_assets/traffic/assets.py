@@ -6,13 +6,13 @@ job spec from the parameter store at run time, computes with the pure transforms
 counts, locations, DQ counters and a preview as metadata, with its checks.
 """
 
-from __future__ import annotations
 
 import re
 from datetime import timedelta
 
 import dagster as dg
 from pyspark import StorageLevel
+from pyspark.sql import functions as F
 
 from ndr_assets.partitions import fifteen_minute_partitions, trailing_24h_mapping
 from ndr_assets.traffic import checks
@@ -24,9 +24,14 @@ from ndr_assets.traffic.datasets import (
     window_partitions,
     with_window_partition_columns,
 )
-from ndr_assets.traffic.raw_input import lateness_counts, read_window_traffic, with_arrival_window
+from ndr_assets.traffic.raw_input import (
+    arrival_window_col,
+    lateness_counts,
+    read_window_traffic,
+    with_arrival_window,
+)
 from ndr_assets.transforms.delta import build_delta
-from ndr_assets.transforms.dq import apply_dq
+from ndr_assets.transforms.dq import apply_dq, to_quarantine
 from ndr_assets.transforms.fg_a import build_fg_a
 from ndr_assets.transforms.pair_counts import build_pair_counts
 from ndr_assets.transforms.port_sets import PortSets
@@ -34,7 +39,6 @@ from ndr_assets.transforms.schemas import (
     DELTA_HOST_SLICE_SCHEMA,
     DELTA_PEER_SLICE_SCHEMA,
     PAIR_COUNTS_SCHEMA,
-    QUARANTINE_SCHEMA,
     fg_a_schema,
 )
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, window_starts
@@ -77,6 +81,15 @@ def _load_port_sets(lake: Lake, spec: DeltaBuilderSpec, item: str) -> PortSets:
         raise SpecError(spec.project_name, item, "enrichment.port_sets_location", f"{location}: {exc}") from None
 
 
+def _delta_frames(clean, spec: DeltaBuilderSpec, port_sets: PortSets, item: str):
+    """Host and peer slices; an operator the builder does not know is a spec error, named."""
+    try:
+        frames = build_delta(clean, spec, port_sets)
+    except ValueError as exc:
+        raise SpecError(spec.project_name, item, "operators", str(exc)) from None
+    return frames.host_slices.persist(StorageLevel.MEMORY_AND_DISK), frames.peer_slices
+
+
 def _build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: list[str]) -> dg.AssetsDefinition:
     key = dg.AssetKey([*key_prefix, "delta"])
 
@@ -113,40 +126,38 @@ def _build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: li
                 f"{len(listing.unrecognised_folders)} folder(s) under {spec.input.s3_prefix} carry no landing "
                 f"time and were not read, e.g. {listing.unrecognised_folders[:3]}"
             )
-        traffic = with_arrival_window(read.traffic).persist(StorageLevel.MEMORY_AND_DISK)
+        records = read.records.persist(StorageLevel.MEMORY_AND_DISK)
+        partitions = window_partitions(starts)
+        host_uri = delta_host_slices_uri(spec.output.s3_prefix)
+        peer_uri = delta_peer_slices_uri(spec.output.s3_prefix)
+        quarantine = quarantine_uri(spec.dq.quarantine_s3_prefix, spec.output.s3_prefix)
         try:
-            dq = apply_dq(traffic, spec.dq)
-            lateness = lateness_counts(traffic)
-            frames = build_delta(dq.clean, spec, port_sets)
-            partitions = window_partitions(starts)
-            host_uri = delta_host_slices_uri(spec.output.s3_prefix)
-            peer_uri = delta_peer_slices_uri(spec.output.s3_prefix)
-            host_slices = frames.host_slices.persist(StorageLevel.MEMORY_AND_DISK)
-            host_rows = lake.publish_partitions(
-                with_window_partition_columns(host_slices, "slice_start"), host_uri, partitions
-            )
-            peer_rows = lake.publish_partitions(
-                with_window_partition_columns(frames.peer_slices, "slice_start"), peer_uri, partitions
-            )
-            rejects = with_arrival_window(read.rejects).unionByName(dq.rejects)
-            quarantine = quarantine_uri(spec.dq.quarantine_s3_prefix, spec.output.s3_prefix)
-            quarantined = lake.publish_partitions(
-                with_window_partition_columns(rejects.select(*QUARANTINE_SCHEMA.fieldNames()), "window_start"),
-                quarantine,
-                partitions,
-            )
+            with read.named_read_errors():
+                dq = apply_dq(read.traffic, spec.dq)
+                clean = with_arrival_window(dq.clean)
+                counters = {**read.counters(), **dq.counts(), **lateness_counts(clean)}
+                host_slices, peer_slices = _delta_frames(clean, spec, port_sets, item)
+                host_rows = lake.publish_partitions(
+                    with_window_partition_columns(host_slices, "slice_start"), host_uri, partitions
+                )
+                peer_rows = lake.publish_partitions(
+                    with_window_partition_columns(peer_slices, "slice_start"), peer_uri, partitions
+                )
+                rejects = to_quarantine(read.rejects.unionByName(dq.rejects), arrival_window_col())
+                quarantined = lake.publish_partitions(
+                    with_window_partition_columns(rejects, "window_start"), quarantine, partitions
+                )
             duplicates = checks.duplicate_key_count(host_slices, DELTA_KEYS)
             preview = markdown_preview(
                 host_slices, ["host_ip", "role", "slice_start", "sessions_cnt", "bytes_src_sum", "peer_ip_nunique"]
             )
             schema = _published_schema(session, lake, host_uri, partitions, host_rows)
+            host_slices.unpersist()
         finally:
-            traffic.unpersist()
-        counters = {**read.counters, **dq.counts, **lateness}
-        rows_in = int(counters.get("rows_read", 0))
+            records.unpersist()
+        rows_in = counters["rows_read"] - counters["non_traffic_lines"]
         rows_rejected = sum(quarantined.values())
         rows_out = sum(host_rows.values())
-        host_slices.unpersist()
         context.log.info(
             f"{project.project_name}: {rows_in} rows read, {rows_rejected} quarantined, {rows_out} host slices, "
             f"{sum(peer_rows.values())} peer slices"
@@ -207,37 +218,37 @@ def _build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_pref
         window = context.partition_time_window
         session = spark.session()
         listing, read = read_window_traffic(session, lake, spec.traffic_input, window.start, window.end)
-        traffic = with_arrival_window(read.traffic).persist(StorageLevel.MEMORY_AND_DISK)
+        records = read.records.persist(StorageLevel.MEMORY_AND_DISK)
+        partitions = window_partitions(starts)
+        output = spec.pair_counts_output.s3_prefix
+        quarantine = quarantine_uri(None, output)
         try:
-            result = build_pair_counts(traffic, spec.filters)
-            pairs = result.pair_counts.persist(StorageLevel.MEMORY_AND_DISK)
-            partitions = window_partitions(starts)
-            output = spec.pair_counts_output.s3_prefix
-            rows = lake.publish_partitions(with_window_partition_columns(pairs, "window_start").drop("window_start"),
-                                           output, partitions)
-            quarantine = quarantine_uri(None, output)
-            quarantined = lake.publish_partitions(
-                with_window_partition_columns(
-                    with_arrival_window(read.rejects).select(*QUARANTINE_SCHEMA.fieldNames()), "window_start"
-                ),
-                quarantine,
-                partitions,
-            )
+            with read.named_read_errors():
+                result = build_pair_counts(with_arrival_window(read.traffic), spec.filters)
+                pairs = result.pair_counts.persist(StorageLevel.MEMORY_AND_DISK)
+                rows = lake.publish_partitions(
+                    with_window_partition_columns(pairs, "window_start").drop("window_start"), output, partitions
+                )
+                quarantined = lake.publish_partitions(
+                    with_window_partition_columns(to_quarantine(read.rejects, arrival_window_col()), "window_start"),
+                    quarantine,
+                    partitions,
+                )
+                counters = {**read.counters(), **result.counters}
             duplicates = checks.duplicate_key_count(pairs, PAIR_COUNT_KEYS)
-            totals = pairs.agg({"sessions_cnt": "sum"}).first()[0] or 0
+            sessions_in_pairs = int(pairs.agg(F.sum("sessions_cnt")).first()[0] or 0)
             preview = markdown_preview(pairs, PAIR_COUNTS_SCHEMA.fieldNames())
             schema = _published_schema(session, lake, output, partitions, rows)
             pairs.unpersist()
         finally:
-            traffic.unpersist()
-        counters = {**read.counters, **result.counters}
-        rows_in = int(counters.get("rows_read", 0))
-        kept = rows_in - sum(quarantined.values()) - sum(int(v) for k, v in result.counters.items() if k.startswith("filtered"))
+            records.unpersist()
+        filtered = sum(v for k, v in result.counters.items() if k.startswith("filtered"))
+        sessions_kept = counters["traffic_rows"] - filtered
         return dg.MaterializeResult(
             metadata={
                 "windows": len(starts),
                 "mini_batches": len(listing.batches),
-                "rows_in": rows_in,
+                "rows_in": counters["rows_read"] - counters["non_traffic_lines"],
                 "rows_quarantined": sum(quarantined.values()),
                 "rows_out": sum(rows.values()),
                 "counters": dg.MetadataValue.json(counters),
@@ -247,7 +258,9 @@ def _build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_pref
             check_results=[
                 checks.schema_check(schema, PAIR_COUNTS_SCHEMA, "pair_counts"),
                 checks.keys_unique_check(duplicates, PAIR_COUNT_KEYS, "pair_counts"),
-                checks.row_count_check(int(totals) == kept, sessions_in_pairs=int(totals), sessions_kept=kept),
+                checks.row_count_check(
+                    sessions_in_pairs == sessions_kept, sessions_in_pairs=sessions_in_pairs, sessions_kept=sessions_kept
+                ),
             ],
         )
 
@@ -301,7 +314,7 @@ def _build_fg_a_asset(
         features = build_fg_a(host_slices, peer_slices, lookback, starts, spec).persist(StorageLevel.MEMORY_AND_DISK)
         output = spec.fg_a_output.s3_prefix
         window_start_of_row = features.withColumn(
-            "_window_start", features["window_end_ts"] - dg_interval_15m()
+            "_window_start", features["window_end_ts"] - F.expr(f"INTERVAL {SLICE_MINUTES} MINUTES")
         )
         rows = lake.publish_partitions(
             with_window_partition_columns(window_start_of_row, "_window_start").drop("_window_start"),
@@ -335,12 +348,6 @@ def _build_fg_a_asset(
         )
 
     return fg_a
-
-
-def dg_interval_15m():
-    from pyspark.sql import functions as F
-
-    return F.expr(f"INTERVAL {SLICE_MINUTES} MINUTES")
 
 
 def build_traffic_assets(*, project: ProjectConfig) -> list[dg.AssetsDefinition]:

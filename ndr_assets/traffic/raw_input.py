@@ -8,16 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ndr_assets.transforms.readers import read_traffic
 from ndr_assets.transforms.windows import (
     MINI_BATCH_TIME_FORMAT,
-    SLICE_MINUTES,
     floor_to_window_start,
     mini_batch_landing_time,
     slice_start_col,
+    window_end_col,
 )
 from ndr_resources.lake import Lake, join_uri
 from ndr_resources.specs import DeltaInput
@@ -52,15 +52,20 @@ def list_mini_batches(lake: Lake, ingestion_prefix: str, start: datetime, end: d
     return MiniBatchListing(batches=batches, files=files, unrecognised_folders=unrecognised)
 
 
-def with_arrival_window(traffic: DataFrame) -> DataFrame:
-    """Adds ``window_start``: the window of the mini-batch that delivered each row.
+def arrival_window_col() -> Column:
+    """The window of the mini-batch that delivered a row (from its ``mini_batch_id``).
 
     Windowing is by arrival (processing time): a session that arrives late is counted in the window
     whose mini-batch delivered it, and its lateness is reported, so no window is ever rewritten after
     the fact and no row is lost.
     """
     landed = F.to_timestamp(F.substring("mini_batch_id", 1, 16), _spark_format(MINI_BATCH_TIME_FORMAT))
-    return traffic.withColumn("window_start", slice_start_col(landed))
+    return slice_start_col(landed)
+
+
+def with_arrival_window(df: DataFrame) -> DataFrame:
+    """Adds ``window_start`` (:func:`arrival_window_col`)."""
+    return df.withColumn("window_start", arrival_window_col())
 
 
 def _spark_format(python_format: str) -> str:
@@ -71,7 +76,7 @@ def _spark_format(python_format: str) -> str:
 
 def lateness_counts(traffic: DataFrame) -> dict[str, int]:
     """How many sessions ended before their arrival window (late) or after it (clock skew)."""
-    window_end = F.col("window_start") + F.expr(f"INTERVAL {SLICE_MINUTES} MINUTES")
+    window_end = window_end_col(F.col("window_start"))
     row = traffic.agg(
         F.sum(F.when(F.col("event_end") < F.col("window_start"), 1).otherwise(0)).alias("late_sessions"),
         F.sum(F.when(F.col("event_end") >= window_end, 1).otherwise(0)).alias("early_sessions"),
