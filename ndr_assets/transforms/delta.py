@@ -68,11 +68,18 @@ Metric formulas per (host_ip, role, slice); "count" = number of role-session row
 String comparisons are case-insensitive (``lower``/``upper``) so a reader's case choice cannot zero a
 metric. Operators (``spec.operators``) only tune parameters; all metrics are always produced.
 
-Plan (see ARCHITECTURE "Performance rules"): one aggregation of the role sessions at the finest grain
-(host, role, slice, peer_ip, peer_port, peer_segment, event_end bucket), repartitioned once by
-(host, role, slice). Everything else is aggregated from that frame without another shuffle: the peer
-slices (drop the bucket), the per-peer-IP and per-peer-port levels and then the host level (two-level
-aggregation instead of ``count(distinct)``), and the per-bucket maximum.
+Plan (see ARCHITECTURE "Performance rules"): the role sessions are projected to per-session numbers
+and shuffled once by (host, role, slice); everything after runs inside those partitions, with no
+further shuffle, no ``count(distinct)`` and no UDF:
+
+1. the finest aggregate per (host, role, slice, peer_ip, peer_port, peer_segment, event_end bucket);
+2. peer slices = that aggregate summed over the bucket;
+3. host slices = one aggregate per (host, role, slice) over the finest rows, after window functions
+   have annotated each row with the sessions/bytes of its peer IP, peer port and bucket and whether
+   it is the first row of its peer IP / port / segment (two-level aggregation: per peer value, then
+   per host). One lineage, so the traffic is read once; a variant with separate per-level
+   aggregates joined on (host, role, slice) re-read the traffic for every branch (column pruning
+   makes the branches differ, so Spark cannot reuse the exchange) and measured 1.5-2x slower.
 """
 
 from __future__ import annotations
@@ -95,25 +102,6 @@ from ndr_assets.transforms.segments import assign_segment
 from ndr_assets.transforms.windows import SLICE_MINUTES, window_end_col
 from ndr_resources.specs import DeltaBuilderSpec, Operator, Role, SegmentMapping
 
-ROLE_SESSION_COLUMNS = (
-    "host_ip",
-    "role",
-    "window_start",
-    "peer_ip",
-    "peer_port",
-    "peer_segment",
-    "bytes_sent",
-    "bytes_recv",
-    "reply_bytes",  # bytes sent by the session's destination, whatever the role (zero_reply_cnt)
-    "action",
-    "session_end_reason",
-    "protocol",
-    "duration_s",
-    "packets",
-    "event_start",
-    "event_end",
-    "log_type",
-)
 # Traffic columns every role row keeps as they are.
 _CARRIED_COLUMNS = (
     "window_start",
@@ -125,6 +113,18 @@ _CARRIED_COLUMNS = (
     "event_start",
     "event_end",
     "log_type",
+)
+# host_role_sessions output: the role's host-centric renaming, then the carried traffic columns.
+ROLE_SESSION_COLUMNS = (
+    "host_ip",
+    "role",
+    "peer_ip",
+    "peer_port",
+    "peer_segment",
+    "bytes_sent",
+    "bytes_recv",
+    "reply_bytes",  # bytes sent by the session's destination, whatever the role (zero_reply_cnt)
+    *_CARRIED_COLUMNS,
 )
 _SLICE_KEYS = ["host_ip", "role", "window_start"]
 _PEER_KEYS = ["peer_ip", "peer_port", "peer_segment"]
@@ -279,21 +279,30 @@ def _summed(columns: Sequence[str]) -> list[Column]:
 def _finest_aggregates(role_sessions: DataFrame, port_sets: PortSets, options: DeltaOptions) -> DataFrame:
     """Sums per (host, role, slice, peer endpoint, event_end bucket), partitioned by (host, role, slice).
 
-    The repartition lets every later aggregation (whose keys all start with host, role, slice)
-    and the final joins run without another shuffle.
+    The per-session values are projected to numbers first and shuffled ONCE by (host, role, slice);
+    this aggregation and every later one (their keys all start with host, role, slice) then run
+    without another shuffle. Measured on 1M sessions (2 cores): 40% faster than a grouped aggregate
+    followed by a repartition, because a finest-grain partial aggregate barely shrinks the rows.
     """
     values = _session_values(port_sets, options)
     bucket = F.floor(F.unix_seconds(F.col("event_end")) / F.lit(options.rate_bucket_seconds))
     bytes_total = F.coalesce(F.col("bytes_sent"), F.lit(0)) + F.coalesce(F.col("bytes_recv"), F.lit(0))
+    per_session = role_sessions.select(
+        *_SLICE_KEYS,
+        *_PEER_KEYS,
+        bucket.alias(_BUCKET),
+        *[value.alias(name) for name, value in values.items()],
+        bytes_total.alias("bytes_sum"),
+        F.col("packets").alias("packets_sum"),
+        F.col("duration_s").alias("duration_max"),
+    )
     return (
-        role_sessions.groupBy(*_SLICE_KEYS, *_PEER_KEYS, bucket.alias(_BUCKET))
+        per_session.repartition(*_SLICE_KEYS)
+        .groupBy(*_SLICE_KEYS, *_PEER_KEYS, _BUCKET)
         .agg(
-            *[F.sum(value).alias(name) for name, value in values.items()],
-            F.sum(bytes_total).alias("bytes_sum"),
-            F.sum("packets").alias("packets_sum"),  # null when all packets are null
-            F.max("duration_s").alias("duration_max"),
+            *_summed([*values, "bytes_sum", "packets_sum"]),  # packets_sum is null when all packets are null
+            F.max("duration_max").alias("duration_max"),
         )
-        .repartition(*_SLICE_KEYS)
     )
 
 

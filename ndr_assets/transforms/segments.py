@@ -4,7 +4,8 @@ The mapping's CIDR blocks may nest (``10.50.0.0/24`` inside ``10.0.0.0/8``); the
 block (longest prefix) wins. Because CIDR blocks either nest or are disjoint, the mapping is first
 flattened on the driver into disjoint ``[network_start, network_end]`` number ranges that each carry
 the winning segment, so the range join below matches at most one range per address and never
-multiplies rows. The ranges are a tiny broadcast frame; the join stays in the JVM (no UDF).
+multiplies rows. The ranges (cut into /16 pieces for an equality key, see ``bucketed_ranges``) are
+a small broadcast frame; the join stays in the JVM (no UDF).
 
 Addresses outside every block, IPv6 addresses and anything that is not an IPv4 address get
 ``mapping.default_segment``; without a mapping every address is ``"unmapped"``.
@@ -25,12 +26,15 @@ UNMAPPED_SEGMENT = "unmapped"
 
 _RANGES_SCHEMA = T.StructType(
     [
+        T.StructField("__seg_bucket", T.LongType(), False),
         T.StructField("__seg_network_start", T.LongType(), False),
         T.StructField("__seg_network_end", T.LongType(), False),
         T.StructField("__seg_segment_id", T.StringType(), False),
     ]
 )
 _IP_NUMBER = "__seg_ip_number"
+# Join buckets are /16 blocks: every range is cut at /16 boundaries so the join has an equality key.
+_BUCKET_BITS = 16
 
 
 def segment_ranges(mapping: SegmentMapping) -> list[tuple[int, int, str]]:
@@ -68,6 +72,23 @@ def segment_ranges(mapping: SegmentMapping) -> list[tuple[int, int, str]]:
     return ranges
 
 
+def bucketed_ranges(ranges: list[tuple[int, int, str]]) -> list[tuple[int, int, int, str]]:
+    """``(bucket, start, end, segment_id)``: each range cut into pieces that stay inside one /16 block.
+
+    The bucket (address >> 16) turns the range join into a broadcast HASH join on the bucket plus a
+    range condition, so the cost per row does not grow with the number of rules; a pure range
+    condition is a nested-loop join that tests every range for every row (on 4M rows and 200 rules:
+    7.0 s against 8.6 s, of which about 5 s is ``ipv4_to_long`` itself). A /8 rule gives 256 pieces,
+    a catch-all /0 65,536.
+    """
+    pieces = []
+    for start, end, segment in ranges:
+        for bucket in range(start >> _BUCKET_BITS, (end >> _BUCKET_BITS) + 1):
+            low, high = bucket << _BUCKET_BITS, ((bucket + 1) << _BUCKET_BITS) - 1
+            pieces.append((bucket, max(start, low), min(end, high), segment))
+    return pieces
+
+
 def assign_segment(df: DataFrame, ip_col: str, mapping: SegmentMapping | None, out_col: str) -> DataFrame:
     """``df`` plus ``out_col``: the segment id of the address in ``ip_col`` (see the module doc)."""
     if mapping is None:
@@ -75,10 +96,13 @@ def assign_segment(df: DataFrame, ip_col: str, mapping: SegmentMapping | None, o
     ranges = segment_ranges(mapping)
     if not ranges:
         return df.withColumn(out_col, F.lit(mapping.default_segment))
-    ranges_df = df.sparkSession.createDataFrame(ranges, _RANGES_SCHEMA)
+    ranges_df = df.sparkSession.createDataFrame(bucketed_ranges(ranges), _RANGES_SCHEMA)
     with_number = df.withColumn(_IP_NUMBER, ipv4_to_long(F.col(ip_col)))
-    in_range = (F.col(_IP_NUMBER) >= F.col("__seg_network_start")) & (
-        F.col(_IP_NUMBER) <= F.col("__seg_network_end")
+    ip_number = F.col(_IP_NUMBER)
+    in_range = (
+        (F.shiftright(ip_number, _BUCKET_BITS) == F.col("__seg_bucket"))
+        & (ip_number >= F.col("__seg_network_start"))
+        & (ip_number <= F.col("__seg_network_end"))
     )
     # A null number (IPv6, malformed) matches no range and falls through to the default.
     joined = with_number.join(F.broadcast(ranges_df), in_range, "left")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from ndr_assets.transforms.segments import assign_segment, segment_ranges
+from ndr_assets.transforms.segments import assign_segment, bucketed_ranges, segment_ranges
 from ndr_resources.specs import SegmentMapping
 
 # 10.0.0.0 = 10 * 2**24; 10.50.0.0 = 10 * 2**24 + 50 * 2**16; 10.255.255.255 = 11 * 2**24 - 1.
@@ -91,3 +91,14 @@ def test_without_mapping_every_address_is_unmapped_and_without_rules_the_default
         assign_segment(ips, "ip", no_rules, "seg"),
         spark.createDataFrame([("10.10.3.4", "other"), ("8.8.8.8", "other")], "ip string, seg string"),
     )
+
+
+def test_ranges_are_cut_into_slash16_pieces_for_the_join_key():
+    # 10.49.255.0 - 10.50.0.255 crosses the 10.49/16 | 10.50/16 boundary: buckets 10*256+49 and 10*256+50.
+    start, end = TEN_50_0_0 - 256, TEN_50_0_255
+    assert bucketed_ranges([(start, end, "x")]) == [
+        (2609, start, TEN_50_0_0 - 1, "x"),
+        (2610, TEN_50_0_0, end, "x"),
+    ]
+    # 10/8 covers 256 /16 blocks; 10.50/16 holds two pieces (domain_controllers /24, then corp).
+    assert len(bucketed_ranges(segment_ranges(NESTED))) == 256 + 1
