@@ -31,7 +31,8 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-console = Console()
+# Wide enough for the summary tables when the output is not a terminal (CI logs, pipes).
+console = Console(width=max(Console().width, 140))
 
 
 def project_name_for(org1: str, org2: str) -> str:
@@ -49,7 +50,7 @@ class BackfillOutcome:
     checks_failed: list[str]
 
 
-def _use_home(home: Path) -> LocalPaths:
+def use_home(home: Path) -> LocalPaths:
     os.environ["NDR_HOME"] = str(home.resolve())
     os.environ["DAGSTER_HOME"] = str((home / "dagster").resolve())
     paths = LocalPaths.from_env()
@@ -117,7 +118,7 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
     began = time.monotonic()
     if fresh and home.exists():
         shutil.rmtree(home)
-    paths = _use_home(home)
+    paths = use_home(home)
     # The project's partitions start at the first window touching its start date (the 23:53 window of
     # the day before); generation and the backfill start there too, so FG-A has no hole to refuse.
     start = datetime(start.year, start.month, start.day, tzinfo=UTC)
@@ -169,8 +170,11 @@ def _print_summary(outcomes: list[BackfillOutcome], generation, paths: LocalPath
     for o in outcomes:
         counters = o.materializations.get("delta", {}).get("dq_counters", {})
         shown = {k: v for k, v in sorted(counters.items()) if v}
-        console.print(f"[bold]{o.project}[/] DQ and reader counters (first window of the run): {shown}")
-    console.print(f"Generated: {generation}")
+        console.print(f"[bold]{o.project}[/] reader and DQ counters over the whole run: {shown}")
+    from ndr_jobs.synthetic.cli import summary_tables
+
+    for generated in summary_tables(generation):
+        console.print(generated)
     console.print(f"Lake (s3://{DEMO_BUCKET}/...): {paths.lake_root / DEMO_BUCKET}")
     console.print(f"Parameter store: {paths.parameters_db}")
     console.print(f"Demo finished in {seconds:.0f} s. Open the UI with: [bold].venv/bin/ndr dev[/] (then http://localhost:3000)")

@@ -47,11 +47,13 @@ from ndr_resources.lake import Lake
 from ndr_resources.parameter_store.base import ParameterStore
 from ndr_resources.projects import ProjectConfig
 from ndr_resources.spark import SparkResource
-from ndr_resources.specs import DeltaBuilderSpec, FgABuilderSpec, PairCountsBuilderSpec
+from ndr_resources.specs import DeltaBuilderSpec, DeltaDQ, FgABuilderSpec, PairCountsBuilderSpec
 
 DELTA_KEYS = ["host_ip", "role", "slice_start"]
 FG_A_KEYS = ["host_ip", "window_label", "window_end_ts"]
 PAIR_COUNT_KEYS = ["src_ip", "dst_ip", "dst_port", "event_ts"]
+PAIR_COUNTS_DQ = DeltaDQ(drop_malformed_ip=True, duration_non_negative=False, bytes_non_negative=False,
+                         filter_null_bytes_ports=False)
 
 
 def group_name_for(project_name: str) -> str:
@@ -224,17 +226,22 @@ def _build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_pref
         quarantine = quarantine_uri(None, output)
         try:
             with read.named_read_errors():
-                result = build_pair_counts(with_arrival_window(read.traffic), spec.filters)
+                # Pair rarity must not learn garbage addresses: malformed IPs and rows without
+                # timestamps go to quarantine, as in delta, before the spec's filters apply.
+                valid = apply_dq(read.traffic, PAIR_COUNTS_DQ)
+                result = build_pair_counts(with_arrival_window(valid.clean), spec.filters)
                 pairs = result.pair_counts.persist(StorageLevel.MEMORY_AND_DISK)
                 rows = lake.publish_partitions(
                     with_window_partition_columns(pairs, "window_start").drop("window_start"), output, partitions
                 )
                 quarantined = lake.publish_partitions(
-                    with_window_partition_columns(to_quarantine(read.rejects, arrival_window_col()), "window_start"),
+                    with_window_partition_columns(
+                        to_quarantine(read.rejects.unionByName(valid.rejects), arrival_window_col()), "window_start"
+                    ),
                     quarantine,
                     partitions,
                 )
-                counters = {**read.counters(), **result.counters}
+                counters = {**read.counters(), **valid.counts(), **result.counters}
             duplicates = checks.duplicate_key_count(pairs, PAIR_COUNT_KEYS)
             sessions_in_pairs = int(pairs.agg(F.sum("sessions_cnt")).first()[0] or 0)
             preview = markdown_preview(pairs, PAIR_COUNTS_SCHEMA.fieldNames())
@@ -243,7 +250,7 @@ def _build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_pref
         finally:
             records.unpersist()
         filtered = sum(v for k, v in result.counters.items() if k.startswith("filtered"))
-        sessions_kept = counters["traffic_rows"] - filtered
+        sessions_kept = counters["rows_clean"] - filtered
         return dg.MaterializeResult(
             metadata={
                 "windows": len(starts),
