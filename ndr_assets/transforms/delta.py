@@ -397,7 +397,9 @@ def _host_slices_from(finest: DataFrame) -> DataFrame:
 class DeltaFrames:
     """The two delta datasets of one or more windows, built on one shared first-level aggregation.
 
-    Writing both runs the shared stage twice unless the caller persists the traffic or one output.
+    Each write is its own Spark job, so writing both computes the shared stage (roles, segments,
+    the shuffle, the finest aggregate) twice. Persisting that stage was measured (1M sessions,
+    2 cores) to cost about what it saves, so it is left to Spark; persist the input traffic.
     """
 
     host_slices: DataFrame  # DELTA_HOST_SLICE_SCHEMA
