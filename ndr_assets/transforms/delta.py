@@ -31,7 +31,7 @@ Metric formulas per (host_ip, role, slice); "count" = number of role-session row
                                         nothing: ``destination_bytes == 0``. For the outbound role that is
                                         the host's ``bytes_recv == 0`` (the peer never answered); for the
                                         inbound role it is the host never answering (scan target, closed
-                                        port). PAN-OS counts header bytes, so the client side is never 0.
+                                        port). PAN-OS counts header bytes, so the client side is practically never 0.
 ``short_session_cnt``                   count of ``duration_s < short_session_max_s`` (default 1.0 s,
                                         operator ``short_session``); a null duration is not short
 ``bytes_src_sum``                       sum of the host's ``bytes_sent`` (null as 0; earlier ``bytes_sent_sum``)
@@ -243,7 +243,7 @@ def _session_values(port_sets: PortSets, options: DeltaOptions) -> dict[str, Col
     action = F.lower(F.col("action"))
     reason = F.lower(F.col("session_end_reason"))
     protocol = F.lower(F.col("protocol"))
-    values = {
+    return {
         "sessions_cnt": F.lit(1),
         "allow_cnt": _flag(action == "allow"),
         "deny_cnt": _flag(action.isin(*DENY_ACTIONS)),
@@ -266,7 +266,6 @@ def _session_values(port_sets: PortSets, options: DeltaOptions) -> dict[str, Col
         "directory_port_sessions_cnt": _flag(_in_ports(port_sets.directory)),
         "db_port_sessions_cnt": _flag(_in_ports(port_sets.db)),
     }
-    return values
 
 
 # ---------------------------------------------------------------- aggregation stages
