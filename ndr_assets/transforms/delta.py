@@ -198,6 +198,9 @@ def _bucket_seconds(operator: Operator) -> int:
 def host_role_sessions(traffic: DataFrame, roles: Sequence[Role], mapping: SegmentMapping | None) -> DataFrame:
     """One row per session per role, host-centric (``ROLE_SESSION_COLUMNS``), in one pass.
 
+    With a segment mapping, only roles whose host lies inside a mapped segment are kept (the
+    monitored network); without one, every address is a host.
+
     Each role becomes a struct of the columns it renames; ``inline`` of the array of structs
     explodes them, so the traffic is scanned once however many roles there are.
     """
@@ -223,6 +226,12 @@ def host_role_sessions(traffic: DataFrame, roles: Sequence[Role], mapping: Segme
     exploded = traffic.select(
         F.inline(F.array(*per_role)), *_CARRIED_COLUMNS, F.col("destination_bytes").alias("reply_bytes")
     )
+    if mapping is not None:
+        # Hosts are the monitored network: addresses inside the segment mapping. An internet address
+        # contacted by a workstation is a peer, never a host with features and scores of its own.
+        exploded = assign_segment(exploded, "host_ip", mapping, "_host_segment").filter(
+            F.col("_host_segment") != F.lit(mapping.default_segment)
+        )
     return assign_segment(exploded, "peer_ip", mapping, "peer_segment").select(*ROLE_SESSION_COLUMNS)
 
 

@@ -222,8 +222,16 @@ def test_a_session_gives_an_outbound_row_for_its_source_and_an_inbound_row_for_i
 
 def test_host_slices_every_metric_both_roles_two_windows(spark, role_sessions):
     actual = build_host_slices(role_sessions, PORTS)
-    expected = host_rows(spark, [A_OUT_W1, A_OUT_W2, SRV_IN_W1, DC_IN_W1, DNS_IN_W1, SRV_IN_W2])
+    # The internet resolver (8.8.8.8) is a peer of A, not a host: it lies outside the mapped segments.
+    expected = host_rows(spark, [A_OUT_W1, A_OUT_W2, SRV_IN_W1, DC_IN_W1, SRV_IN_W2])
     assertDataFrameEqual(actual, expected, rtol=0, atol=1e-12)
+
+
+def test_without_a_segment_mapping_every_address_is_a_host(spark):
+    rows = host_role_sessions(traffic_frame(spark, scenario_rows()), DEFAULT_ROLES, None)
+    actual = build_host_slices(rows, PORTS).where(F.col("host_ip") == DNS)
+    unmapped = {**DNS_IN_W1, "peer_segment_nunique": 1}
+    assertDataFrameEqual(actual, host_rows(spark, [unmapped]), rtol=0, atol=1e-12)
 
 
 def test_peer_slices_hold_sessions_and_bytes_per_peer_endpoint(spark, role_sessions):
@@ -241,7 +249,6 @@ def test_peer_slices_hold_sessions_and_bytes_per_peer_endpoint(spark, role_sessi
             w1(SRV, "inbound", A, 0, "workstations", 1, 20),
             w1(DC, "inbound", A, 445, "workstations", 1, 60),
             w1(DC, "inbound", A, 3389, "workstations", 1, 100),
-            w1(DNS, "inbound", A, 53, "workstations", 1, 200),
             (A, "outbound", W2, W2_END, SRV, 443, "servers", 1, 0),
             (SRV, "inbound", W2, W2_END, A, 443, "workstations", 1, 0),
         ],
@@ -254,7 +261,7 @@ def test_build_delta_gives_both_datasets_from_the_spec(spark):
     frames = build_delta(traffic_frame(spark, scenario_rows()), delta_spec(), PORTS)
     assertDataFrameEqual(
         frames.host_slices.filter(F.col("slice_start") == W1),
-        host_rows(spark, [A_OUT_W1, SRV_IN_W1, DC_IN_W1, DNS_IN_W1]),
+        host_rows(spark, [A_OUT_W1, SRV_IN_W1, DC_IN_W1]),
         rtol=0,
         atol=1e-12,
     )
