@@ -266,7 +266,7 @@ def test_build_delta_gives_both_datasets_from_the_spec(spark):
         atol=1e-12,
     )
     assert frames.peer_slices.schema.fieldNames() == DELTA_PEER_SLICE_SCHEMA.fieldNames()
-    assert frames.peer_slices.count() == 12
+    assert frames.peer_slices.count() == 11
 
 
 def test_operators_tune_short_sessions_and_the_rate_bucket(spark):
