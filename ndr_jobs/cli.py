@@ -75,7 +75,7 @@ def backfill(
     from ndr_jobs.demo import backfill_project, use_home
 
     use_home(home)
-    outcome = backfill_project(project, start, end)
+    outcome = backfill_project(project, start, end).raise_on_failure()
     Console().print(
         f"{outcome.project}: {outcome.windows} window(s) {outcome.first_window} .. {outcome.last_window} "
         f"materialized in {outcome.seconds:.0f} s; failed checks: {', '.join(outcome.checks_failed) or 'none'}"

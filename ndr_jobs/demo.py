@@ -48,6 +48,15 @@ class BackfillOutcome:
     seconds: float
     materializations: dict[str, dict]
     checks_failed: list[str]
+    error: str | None = None
+
+    def raise_on_failure(self) -> BackfillOutcome:
+        if self.error:
+            raise RuntimeError(
+                f"backfill of {self.project} {self.first_window}..{self.last_window} failed: {self.error}"
+                + (f" (failed checks: {', '.join(self.checks_failed)})" if self.checks_failed else "")
+            )
+        return self
 
 
 def use_home(home: Path) -> LocalPaths:
@@ -103,10 +112,16 @@ def backfill_project(project: str, start: str, end: str, *, instance: dg.Dagster
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
     ]
+    error = None
     if not result.success:
-        failures = [e.message for e in result.all_events if e.is_failure]
-        raise RuntimeError(f"backfill of {project} {first}..{last} failed: {failures[-1] if failures else 'see logs'}")
-    return BackfillOutcome(project, first, last, windows, time.monotonic() - began, materializations, failed_checks)
+        failures = [e for e in result.all_events if e.is_failure]
+        error = failures[-1].message if failures else "see the run's logs"
+        step_errors = [e.step_failure_data.error for e in failures if e.is_step_failure and e.step_failure_data.error]
+        if step_errors:
+            error = step_errors[0].message.strip()
+    return BackfillOutcome(
+        project, first, last, windows, time.monotonic() - began, materializations, failed_checks, error
+    )
 
 
 def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool) -> list[BackfillOutcome]:
@@ -147,7 +162,7 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
             for org1, org2 in DEMO_TENANTS:
                 project = project_name_for(org1, org2)
                 task = progress.add_task(f"Backfilling {project}: delta, pair_counts, fg_a ({first} .. {last})", total=None)
-                outcomes.append(backfill_project(project, first, last, instance=instance))
+                outcomes.append(backfill_project(project, first, last, instance=instance).raise_on_failure())
                 progress.update(task, total=1, completed=1)
         finally:
             instance.dispose()
