@@ -22,7 +22,9 @@ from rich.table import Table
 
 from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
-from ndr_resources.environments import LocalPaths
+from ndr_resources.environments import LocalPaths, current_environment, parameter_store_for
+from ndr_resources.errors import NdrError
+from ndr_resources.projects import load_project_configs
 
 DEMO_BUCKET = "ndr-demo"
 DEMO_TENANTS = (("acme", "finance"), ("globex", "retail"))
@@ -84,6 +86,10 @@ def backfill_project(project: str, start: str, end: str, *, instance: dg.Dagster
     from ndr_jobs.definitions import build_definitions
     from ndr_jobs.jobs import traffic_job_name
 
+    store = parameter_store_for(current_environment())
+    routed = sorted(config.project_name for config in load_project_configs(store))
+    if project not in routed:
+        raise NdrError(f"project '{project}' has no enabled routing record in the parameter store; routed: {routed}")
     defs = build_definitions()
     job = defs.resolve_job_def(traffic_job_name(project))
     first, last = _window_key(start, last=False), _window_key(end, last=True)

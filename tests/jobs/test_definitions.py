@@ -1,0 +1,80 @@
+"""The code location loads from the parameter store: one asset group per routed project."""
+
+import dagster as dg
+import pytest
+from typer.testing import CliRunner
+
+from ndr_jobs.cli import app
+from ndr_resources.environments import LocalPaths
+from ndr_resources.lake import LocalLake
+from ndr_resources.parameter_store.sqlite import SqliteParameterStore
+from seeds.provision import provision
+
+
+@pytest.fixture
+def ndr_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("NDR_HOME", str(tmp_path))
+    monkeypatch.setenv("NDR_ENV", "local")
+    return LocalPaths.from_env()
+
+
+def _provision(paths, project, org1, org2, start_date):
+    provision(SqliteParameterStore(path=str(paths.parameters_db)), LocalLake(root=str(paths.lake_root)),
+              project_name=project, bucket="ndr-test", feature_spec_version="v1", org1=org1, org2=org2,
+              start_date=start_date)
+
+
+def test_each_routed_project_gets_its_own_group_partitions_and_job(ndr_home):
+    from ndr_jobs.definitions import build_definitions
+
+    _provision(ndr_home, "ndr-acme-finance", "acme", "finance", "2026-01-05")
+    _provision(ndr_home, "ndr-globex-retail", "globex", "retail", "2026-03-01")
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {f"{p}/{a}" for p in ("ndr-acme-finance", "ndr-globex-retail")
+                    for a in ("delta", "pair_counts", "fg_a")}
+    fg_a = graph.get(dg.AssetKey(["ndr-globex-retail", "fg_a"]))
+    assert fg_a.group_name == "ndr_globex_retail"
+    # Each project's windows start at its own start date, on the 08/23/38/53 grid.
+    first_keys = {
+        project: defs.resolve_job_def(f"{project.replace('-', '_')}__traffic_15m").partitions_def.get_first_partition_key()
+        for project in ("ndr-acme-finance", "ndr-globex-retail")
+    }
+    assert first_keys == {"ndr-acme-finance": "2026-01-04-23:53", "ndr-globex-retail": "2026-02-28-23:53"}
+    assert {c.to_user_string() for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key == fg_a.key} == {
+        "ndr-globex-retail/fg_a:schema_matches_contract", "ndr-globex-retail/fg_a:keys_unique",
+        "ndr-globex-retail/fg_a:row_count_sane",
+    }
+
+
+def test_empty_store_loads_an_empty_code_location(ndr_home):
+    from ndr_jobs.definitions import build_definitions
+
+    defs = build_definitions()
+    assert list(defs.resolve_asset_graph().get_all_asset_keys()) == []
+
+
+def test_workspace_module_exposes_defs(ndr_home):
+    import importlib
+
+    import ndr_jobs.definitions as module
+
+    module = importlib.reload(module)
+    assert isinstance(module.defs, dg.Definitions)
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["backfill"], ["dev"], ["generate"], ["seed"], ["seed", "provision"],
+                                     ["seed", "validate"], ["seed", "show"]])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_backfill_of_an_unknown_project_is_a_clear_error(ndr_home, tmp_path):
+    _provision(ndr_home, "ndr-acme-finance", "acme", "finance", "2026-01-05")
+    result = CliRunner().invoke(app, ["backfill", "--project", "ndr-nope", "--start", "2026-01-05",
+                                      "--end", "2026-01-05", "--home", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "ndr-nope" in result.output and "Traceback" not in result.output
