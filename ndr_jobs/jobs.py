@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ndr_assets.partitions import fifteen_minute_partitions
 from ndr_assets.traffic.assets import group_name_for
 from ndr_resources.projects import ProjectConfig
 
@@ -18,7 +17,6 @@ def traffic_jobs(projects: list[ProjectConfig]) -> list[dg.UnresolvedAssetJobDef
         dg.define_asset_job(
             traffic_job_name(project.project_name),
             selection=dg.AssetSelection.groups(group_name_for(project.project_name)),
-            partitions_def=fifteen_minute_partitions(project.start),
             description=f"Delta, pair counts and FG-A of project {project.project_name} for a window range.",
         )
         for project in projects
