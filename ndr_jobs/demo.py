@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +52,7 @@ class BackfillOutcome:
     materializations: dict[str, dict]
     checks_failed: list[str]
     error: str | None = None
+    run_id: str | None = None  # the run's id in the instance (its event log has the step timings)
 
     def raise_on_failure(self) -> BackfillOutcome:
         if self.error:
@@ -81,8 +83,19 @@ def _window_key(value: str, *, last: bool) -> str:
         return edge.strftime(FIFTEEN_MINUTE_KEY_FORMAT)
 
 
-def backfill_project(project: str, start: str, end: str, *, instance: dg.DagsterInstance | None = None) -> BackfillOutcome:
-    """One run that materializes the project's 15-minute assets for every window in [start, end]."""
+def backfill_project(
+    project: str,
+    start: str,
+    end: str,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    asset_selection: Sequence[str] | None = None,
+) -> BackfillOutcome:
+    """One run that materializes the project's 15-minute assets for every window in [start, end].
+
+    ``asset_selection`` (asset names such as ``"delta"``) limits the run to those assets; all of
+    the project's assets by default.
+    """
     from ndr_jobs.definitions import build_definitions
     from ndr_jobs.jobs import traffic_job_name
 
@@ -103,6 +116,7 @@ def backfill_project(project: str, start: str, end: str, *, instance: dg.Dagster
             tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
             run_config=QUIET_LOGS,
             raise_on_error=False,
+            asset_selection=[dg.AssetKey([project, name]) for name in asset_selection] if asset_selection else None,
         )
     finally:
         if own_instance:
@@ -126,7 +140,7 @@ def backfill_project(project: str, start: str, end: str, *, instance: dg.Dagster
         if step_errors:
             error = step_errors[0].message.strip()
     return BackfillOutcome(
-        project, first, last, windows, time.monotonic() - began, materializations, failed_checks, error
+        project, first, last, windows, time.monotonic() - began, materializations, failed_checks, error, result.run_id
     )
 
 
