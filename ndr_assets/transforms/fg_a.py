@@ -45,10 +45,12 @@ Metric families
       ``spec.high_risk_segments``, their distinct peer IPs, and a 0/1 flag (all 0 without the list).
 
 Computation (see ARCHITECTURE.md, performance rules)
-    Every family is one pass over all requested window ends at once: each slice row is exploded to the
-    window ends it belongs to (``fg_a_window_ends``) and aggregated with conditions on its rank, which
-    yields all window lengths and both roles as columns of one ``groupBy``; distinct counts and
-    entropies use a two-level aggregation over keys (``fg_a_peers``). No UDF, no collect.
+    Every family is one pass over all requested window ends at once, with no per-window query: window
+    sums are differences of running sums over a dense 15-minute grid per host and role, or per peer key
+    (``fg_a_window_ends``); distinct counts, entropies and top-1 shares aggregate those per-key rows
+    (``fg_a_peers``); novelty uses per-day bitmaps of each key's history and, for pairs and services,
+    +1/-1 events with a running sum (``fg_a_novelty``). Roles, window lengths and key types become
+    columns through one conditional ``groupBy`` per family. No UDF, no collect.
 """
 
 from __future__ import annotations
@@ -61,12 +63,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ndr_assets.transforms.fg_a_peers import peer_window_metrics
-from ndr_assets.transforms.fg_a_window_ends import (
-    SECONDS_PER_DAY,
-    explode_to_window_ends,
-    in_window,
-    window_end_epochs,
-)
+from ndr_assets.transforms.fg_a_window_ends import SECONDS_PER_DAY, sliding_window_sums, window_end_epochs
 from ndr_assets.transforms.schemas import (
     ADDITIVE_METRICS,
     DELTA_HOST_SLICE_SCHEMA,
@@ -93,6 +90,7 @@ _LEADING_COLUMNS = (
     "is_night",
     "is_weekend",
 )
+_DOUBLE_HOST_METRICS = {f.name for f in DELTA_HOST_SLICE_SCHEMA.fields if f.dataType.typeName() == "double"}
 _FIXED_OFFSET = re.compile(r"^(UTC|GMT)?[+-]\d{1,2}(:\d{2})?$")
 
 
@@ -143,24 +141,18 @@ def time_band_columns(window_end_ts: Column, time_zone: str, working_hours: tupl
 def additive_window_metrics(host_slices: DataFrame, end_epochs: list[int]) -> DataFrame:
     """Additive sums and ``max_sessions_per_minute`` per ``(host_ip, end_epoch)`` for hosts active at the end.
 
-    Active = the host has a slice row (either role) starting at the window start. One ``groupBy``
-    computes both roles and all window lengths as conditional aggregates over the exploded slices.
+    Active = the host has a slice row (either role) starting at the window start. Window sums come from
+    running sums per host and role (:func:`sliding_window_sums`); one ``groupBy`` pivots the roles.
     """
-    columns = ["host_ip", "role", "slice_start", *ADDITIVE_METRICS, *MAX_METRICS]
-    # Partitioning by host once makes the (host, end) aggregation shuffle-free after the explode.
-    exploded = explode_to_window_ends(host_slices.select(*columns).repartition("host_ip"), end_epochs)
-    double_metrics = {f.name for f in DELTA_HOST_SLICE_SCHEMA.fields if f.dataType.typeName() == "double"}
-    aggregates = ["max(CASE WHEN slice_rank = 1 THEN 1 ELSE 0 END) AS _active"]
+    sums = sliding_window_sums(host_slices, ["host_ip", "role"], list(ADDITIVE_METRICS), list(MAX_METRICS), end_epochs)
+    aggregates = ["max(own_slice) AS _active"]
     for role, prefix in DIRECTION_PREFIXES.items():
         for label in WINDOW_LABELS:
-            inside = f"role = '{role}' AND {in_window(label)}"
-            for metric in ADDITIVE_METRICS:
-                zero = "0D" if metric in double_metrics else "CAST(0 AS BIGINT)"
-                aggregates.append(f"sum(CASE WHEN {inside} THEN {metric} ELSE {zero} END) AS {prefix}{metric}_{label}")
-            for metric in MAX_METRICS:
-                largest = f"max(CASE WHEN {inside} THEN {metric} END)"
-                aggregates.append(f"coalesce({largest}, CAST(0 AS BIGINT)) AS {prefix}{metric}_{label}")
-    per_end = exploded.groupBy("host_ip", "end_epoch").agg(*[F.expr(a) for a in aggregates])
+            for metric in ADDITIVE_METRICS + MAX_METRICS:
+                column = f"{metric}_{label}"
+                zero = "0D" if metric in _DOUBLE_HOST_METRICS else "CAST(0 AS BIGINT)"
+                aggregates.append(f"coalesce(max(CASE WHEN role = '{role}' THEN {column} END), {zero}) AS {prefix}{column}")
+    per_end = sums.groupBy("host_ip", "end_epoch").agg(*[F.expr(a) for a in aggregates])
     return per_end.where("_active = 1").drop("_active")
 
 
