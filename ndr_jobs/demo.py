@@ -187,7 +187,41 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
         finally:
             instance.dispose()
     _print_summary(outcomes, generation, paths, time.monotonic() - began)
+    _print_findings(store, lake, start, end)
     return outcomes
+
+
+def _print_findings(store, lake, start: datetime, end: datetime) -> None:
+    """Per injected scenario: how high the scenario host ranks on the feature that should reveal it."""
+    from ndr_assets.transforms.windows import window_starts
+    from ndr_jobs.findings import scenario_findings
+    from ndr_jobs.synthetic.writers import ground_truth_uri
+    from ndr_resources.spark import build_spark_session
+    from ndr_resources.specs import FgABuilderSpec
+
+    table = Table(title="What FG-A shows about the injected attacks (before any model)")
+    for column in ("project", "scenario", "host", "windows", "feature", "best value", "percentile of host-windows"):
+        table.add_column(column)
+    spark = build_spark_session()
+    windows = window_starts(floor_to_window_start(start), end)
+    for org1, org2 in DEMO_TENANTS:
+        project = project_name_for(org1, org2)
+        spec = store.load_typed_spec(FgABuilderSpec, project, "fg_a_builder", FEATURE_SPEC_VERSION)
+        findings = scenario_findings(
+            spark, lake, fg_a_uri=spec.fg_a_output.s3_prefix, ground_truth_uri=ground_truth_uri(DEMO_BUCKET, org1, org2),
+            window_starts=windows,
+        )
+        by_scenario: dict[tuple[str, str], list] = {}
+        for finding in findings:
+            by_scenario.setdefault((finding.scenario, finding.host_ip), []).append(finding)
+        for (scenario, host), group in sorted(by_scenario.items()):
+            best = max(group, key=lambda f: -1 if f.percentile is None else f.percentile)
+            table.add_row(
+                project, scenario, host, str(len(group)), best.feature,
+                "-" if best.value is None else f"{best.value:g}",
+                "-" if best.percentile is None else f"{100 * best.percentile:.1f}%",
+            )
+    console.print(table)
 
 
 def _print_summary(outcomes: list[BackfillOutcome], generation, paths: LocalPaths, seconds: float) -> None:

@@ -1,0 +1,68 @@
+"""What the demo's features show about the injected attacks: a first look before any model.
+
+For every labelled scenario window of the synthetic ground truth, the scenario host's value of the
+FG-A feature that should reveal it, and where that value ranks among all host-windows of the
+tenant (percentile). A summary for people, computed once at the end of the demo.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from ndr_assets.traffic.datasets import window_partitions
+from ndr_assets.transforms.schemas import fg_a_schema
+from ndr_resources.lake import Lake
+
+# The FG-A feature each scenario should stand out on.
+REVEALING_FEATURE = {
+    "c2_beaconing": "peer_ip_top1_sessions_share_w_8h",
+    "bulk_exfiltration": "bytes_src_sum_w_15m",
+    "internal_port_scan": "peer_ip_nunique_w_15m",
+    "rare_external_pairs": "new_pair_cnt_lookback30d_w_15m",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    scenario: str
+    host_ip: str
+    window_start: str
+    feature: str
+    value: float | None
+    percentile: float | None  # share of the tenant's host-windows with a lower value
+
+
+def scenario_findings(
+    spark: SparkSession, lake: Lake, *, fg_a_uri: str, ground_truth_uri: str, window_starts: list
+) -> list[Finding]:
+    """One finding per ground-truth row (host, window, scenario); None where FG-A has no row."""
+    truth_text = lake.read_bytes(ground_truth_uri).decode("utf-8")
+    truth = spark.createDataFrame(
+        [line.split(",") for line in io.StringIO(truth_text).read().splitlines()[1:] if line],
+        "org1 string, org2 string, host_ip string, window_start string, scenario string",
+    ).withColumn("window_end_ts", F.to_timestamp("window_start") + F.expr("INTERVAL 15 MINUTES"))
+    features, _ = lake.read_partitions(spark, fg_a_uri, window_partitions(window_starts), fg_a_schema())
+    ranked = features.select(
+        "host_ip",
+        "window_end_ts",
+        *[
+            F.percent_rank().over(Window.orderBy(feature)).alias(f"{feature}__pct")
+            for feature in sorted(set(REVEALING_FEATURE.values()))
+        ],
+        *sorted(set(REVEALING_FEATURE.values())),
+    )
+    rows = truth.join(ranked, ["host_ip", "window_end_ts"], "left").orderBy("scenario", "window_start").take(500)
+    findings = []
+    for row in rows:
+        feature = REVEALING_FEATURE.get(row["scenario"])
+        if feature is None:
+            continue
+        findings.append(
+            Finding(row["scenario"], row["host_ip"], row["window_start"][:16], feature, row[feature], row[f"{feature}__pct"])
+        )
+    return findings
