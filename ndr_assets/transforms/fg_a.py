@@ -203,8 +203,9 @@ def build_fg_a(
         return host_slices.sparkSession.createDataFrame([], contract)
 
     additive = additive_window_metrics(host_slices, end_epochs)
-    history = lookback_peer_slices.select(*peer_columns).unionByName(peer_slices.select(*peer_columns))
-    peers = peer_window_metrics(peer_slices.select(*peer_columns), history, end_epochs, spec)
+    peers = peer_window_metrics(
+        peer_slices.select(*peer_columns), lookback_peer_slices.select(*peer_columns), end_epochs, spec
+    )
     joined = additive.join(peers, ["host_ip", "end_epoch"], "left")
 
     expressions: dict[str, str] = {}

@@ -147,8 +147,9 @@ def new_key_counts(
 ) -> DataFrame:
     """Per ``series`` (e.g. host, role, key type) and requested window end: ``new_<w>`` = distinct new keys.
 
-    ``keys``: the window slices' keys (``series + ["key", "slice_start"]``); ``history_keys``: the same
-    for earlier slices (lookback; overlaps are fine). For a key's occurrence ``o`` whose previous
+    ``keys``: the keys of the slices windows read (``series + ["key", "slice_start"]``);
+    ``history_keys``: the same for earlier slices (only those before the first slice any window
+    reads are used). For a key's occurrence ``o`` whose previous
     occurrence is ``p``, ``o`` is the key's first slice in the ``w_L`` window ending at ``E`` and the key
     is new there exactly for ``E`` in ``[max(o + 15 min, p + lookback + 30 min), o + L]`` (no ``p``:
     from ``o + 15 min``); these intervals of one key never overlap, so a running sum of +1/-1 events

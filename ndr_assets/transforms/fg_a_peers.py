@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ndr_assets.transforms.fg_a_novelty import HistoryGrid, key_history, new_key_counts, with_seen_days
-from ndr_assets.transforms.fg_a_window_ends import SECONDS_PER_DAY, sliding_window_sums
+from ndr_assets.transforms.fg_a_window_ends import SECONDS_PER_DAY, slice_range, sliding_window_sums
 from ndr_assets.transforms.schemas import DIRECTION_PREFIXES
 from ndr_assets.transforms.windows import SLICE_SECONDS, WINDOW_LABELS
 from ndr_resources.specs import FgABuilderSpec
@@ -168,14 +168,14 @@ def _metric_columns(role: str, label: str, with_high_risk: bool) -> list[str]:
 
 
 def peer_window_metrics(
-    peer_slices: DataFrame, history_slices: DataFrame, end_epochs: list[int], spec: FgABuilderSpec
+    peer_slices: DataFrame, lookback_peer_slices: DataFrame, end_epochs: list[int], spec: FgABuilderSpec
 ) -> DataFrame:
     """Distribution, novelty and high-risk-segment metrics per ``(host_ip, end_epoch)``, both roles, all windows.
 
-    ``history_slices``: peer slices that may hold a key's earlier occurrences (the lookback read and
-    the trailing slices; overlaps are fine). A window ending at ``E`` (start ``W = E - 15 min``) of
-    length ``L`` looks a key up in ``[W - lookback days, E - L)``: the lookback days before the
-    15-minute window, up to the first slice of the ``L`` window.
+    A window ending at ``E`` (start ``W = E - 15 min``) of length ``L`` looks a key up in
+    ``[W - lookback days, E - L)``: the lookback days before the 15-minute window, up to the first
+    slice of the ``L`` window. Where the lookback read overlaps ``peer_slices`` (the 24 h before the
+    first window), ``peer_slices`` is authoritative: both are the same delta data.
     """
     high_risk = list(spec.high_risk_segments)
     days = spec.lookback30d.days
@@ -183,6 +183,8 @@ def peer_window_metrics(
     grid = HistoryGrid.for_windows(end_epochs, days)
     lower = end_epochs[0] - SLICE_SECONDS - days * SECONDS_PER_DAY
     upper = end_epochs[-1] - SLICE_SECONDS
+    earliest_trailing, _ = slice_range(end_epochs)
+    history_slices = lookback_peer_slices.where(F.unix_timestamp("slice_start") < earliest_trailing).unionByName(peer_slices)
     history = key_history(peer_keys(history_slices, (IP, PORT)), KEY_COLUMNS, grid, lower, upper)
 
     key_rows = sliding_window_sums(

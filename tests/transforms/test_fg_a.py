@@ -411,91 +411,128 @@ def test_time_bands_use_the_spec_time_zone_and_working_hours(spark):
 
 # ---------------------------------------------------------------- brute-force reference
 
+_SEGMENTS = {
+    "3.3.3.1": "external",
+    "3.3.3.2": "external",
+    "10.40.0.1": "databases",
+    "10.50.0.1": "domain_controllers",
+    "10.30.0.1": "servers",
+}
+
 
 def _random_frames(seed: int = 7):
+    """Sparse random slices from 35 h before the first of 8 windows (older slices must be ignored)."""
     rng = random.Random(seed)
     first = datetime(2026, 1, 7, 0, 8, tzinfo=UTC)
     windows = [first + i * 15 * MIN for i in range(8)]
-    hosts, peers = ["10.10.1.1", "10.10.1.2", "10.10.1.3"], []
-    host_rows = set()
-    segments = {"3.3.3.1": "external", "3.3.3.2": "external", "10.40.0.1": "databases", "10.50.0.1": "domain_controllers", "10.30.0.1": "servers"}
-    # Slices from 24 h before the first window through the last window, sparse and random.
-    for slice_index in range(-96, 8):
+    hosts = ["10.10.1.1", "10.10.1.2", "10.10.1.3"]
+    host_rows, peers = [], []
+    for slice_index in range(-140, 8):
         start = first + slice_index * 15 * MIN
         for host in hosts:
             for role in ("outbound", "inbound"):
-                if rng.random() < 0.35:
+                if rng.random() < 0.3:
                     for _ in range(rng.randint(1, 3)):
-                        ip = rng.choice(list(segments))
-                        peers.append(peer_slice(host, role, start, ip, rng.choice([22, 443, 445]), segments[ip], rng.randint(1, 4), rng.randint(0, 50)))
-                    host_rows.add((host, role, start))
+                        ip = rng.choice(list(_SEGMENTS))
+                        port = rng.choice([22, 443, 445])
+                        peers.append(peer_slice(host, role, start, ip, port, _SEGMENTS[ip], rng.randint(1, 4), rng.randint(0, 50)))
+                    metrics = {
+                        "sessions_cnt": rng.randint(1, 9),
+                        "max_sessions_per_minute": rng.randint(0, 5),
+                        "duration_sum": rng.randint(0, 400) / 8,
+                    }
+                    host_rows.append(host_slice(host, role, start, **metrics))
     lookback = []
-    for _ in range(60):
+    for _ in range(80):
         start = first - rng.randint(1, 31 * 96) * 15 * MIN
-        ip = rng.choice(list(segments))
-        lookback.append(peer_slice(rng.choice(hosts), rng.choice(["outbound", "inbound"]), start, ip, rng.choice([22, 443, 445]), segments[ip], 1, 1))
-    host_slices = [host_slice(h, r, s, sessions_cnt=1) for h, r, s in sorted(host_rows)]
-    return windows, host_slices, peers, lookback
+        ip = rng.choice(list(_SEGMENTS))
+        host, role = rng.choice(hosts), rng.choice(["outbound", "inbound"])
+        lookback.append(peer_slice(host, role, start, ip, rng.choice([22, 443, 445]), _SEGMENTS[ip], 1, 1))
+    return windows, host_rows, peers, lookback
 
 
-def _brute_force(windows, host_slices, peers, lookback, days=30):
-    """Expected distinct counts, entropy and novelty, straight from the definitions."""
-    active = {(h, s) for h, _, s, *_ in host_slices}
+def _brute_force_row(host_rows, peers, history, end, minutes, days) -> dict[str, object]:
+    """Every checked metric of one host, role and window, straight from the definitions."""
+    lo = end - minutes * MIN
+    slices = [r for r in host_rows if lo <= r[2] < end]
+    inside = [p for p in peers if lo <= p[2] < end]
+    before = [p for p in history if end - 15 * MIN - days * DAY <= p[2] < lo]
+
+    def by(index, value):
+        totals = {}
+        for p in inside:
+            totals[p[index]] = totals.get(p[index], 0) + p[value]
+        return totals
+
+    def day_counts(key):
+        return {k: len({p[2].date() for p in before if key(p) == k}) for k in {key(p) for p in inside}}
+
+    sessions, ip_sessions, port_sessions, port_bytes = sum(p[7] for p in inside), by(4, 7), by(5, 7), by(5, 8)
+    peer_days, port_days = day_counts(lambda p: p[4]), day_counts(lambda p: p[5])
+    high_risk = [p for p in inside if p[6] in ("databases", "domain_controllers")]
+    return {
+        "sessions_cnt": sum(r[4] for r in slices),
+        "max_sessions_per_minute": max((r[FIELD_INDEX["max_sessions_per_minute"]] for r in slices), default=0),
+        "duration_sum": float(sum(r[FIELD_INDEX["duration_sum"]] for r in slices)),
+        "peer_ip_nunique": len(ip_sessions),
+        "peer_port_nunique": len(port_sessions),
+        "peer_segment_nunique": len({p[6] for p in inside}),
+        "peer_ip_entropy": entropy(list(ip_sessions.values())),
+        "peer_port_entropy": entropy(list(port_sessions.values())),
+        "peer_ip_top1_sessions_share": max(ip_sessions.values()) / sessions if sessions else 0.0,
+        "peer_port_top1_bytes_share": max(port_bytes.values()) / sum(port_bytes.values()) if sum(port_bytes.values()) else 0.0,
+        "new_peer_cnt_lookback30d": sum(1 for d in peer_days.values() if d == 0),
+        "rare_peer_cnt_lookback30d": sum(1 for d in peer_days.values() if 1 <= d < 3),
+        "new_dst_port_cnt_lookback30d": sum(1 for d in port_days.values() if d == 0),
+        "rare_dst_port_cnt_lookback30d": sum(1 for d in port_days.values() if 1 <= d < 3),
+        "new_pair_cnt_lookback30d": len({(p[4], p[5]) for p in inside} - {(p[4], p[5]) for p in before}),
+        "new_src_dst_port_cnt_lookback30d": len({(p[6], p[5]) for p in inside} - {(p[6], p[5]) for p in before}),
+        "high_risk_segment_sessions_cnt": sum(p[7] for p in high_risk),
+        "high_risk_segment_unique_dsts": len({p[4] for p in high_risk}),
+    }
+
+
+FIELD_INDEX = {f.name: i for i, f in enumerate(DELTA_HOST_SLICE_SCHEMA.fields)}
+BRUTE_METRICS = list(_brute_force_row([], [], [], W0, 15, 30))
+
+
+def _brute_force(windows, host_rows, peers, lookback, days):
     rows = []
     for start in windows:
         end = start + 15 * MIN
-        for host in sorted({h for h, s in active if s == start}):
-            values = []
-            for role in ("outbound", "inbound"):
+        active = sorted({r[0] for r in host_rows if r[2] == start})
+        for host in active:
+            values = {}
+            for role, prefix in (("outbound", ""), ("inbound", "in_")):
+                mine = [r for r in host_rows if r[0] == host and r[1] == role]
+                my_peers = [p for p in peers if p[0] == host and p[1] == role]
+                # Where the lookback overlaps the trailing 24 h, the trailing peer slices are authoritative.
+                earliest_trailing = windows[0] + 15 * MIN - DAY
+                history = [p for p in lookback if p[2] < earliest_trailing] + peers
+                my_history = [p for p in history if p[0] == host and p[1] == role]
                 for label, minutes in zip(WINDOW_LABELS, (15, 30, 60, 480, 1440), strict=True):
-                    lo = end - minutes * MIN
-                    inside = [p for p in peers if p[0] == host and p[1] == role and lo <= p[2] < end]
-                    history = [p for p in lookback + peers if p[0] == host and p[1] == role and start - days * DAY <= p[2] < lo]
-                    ips = {p[4] for p in inside}
-                    sessions_by_ip = {ip: sum(p[7] for p in inside if p[4] == ip) for ip in ips}
-                    ports = {p[5] for p in inside}
-                    pairs = {(p[4], p[5]) for p in inside}
-                    days_seen = {ip: len({p[2].date() for p in history if p[4] == ip}) for ip in ips}
-                    values += [
-                        len(ips),
-                        len(ports),
-                        len({p[6] for p in inside}),
-                        entropy(list(sessions_by_ip.values())),
-                        sum(1 for ip in ips if days_seen[ip] == 0),
-                        sum(1 for ip in ips if 1 <= days_seen[ip] < 3),
-                        len(ports - {p[5] for p in history}),
-                        len(pairs - {(p[4], p[5]) for p in history}),
-                    ]
-            rows.append((host, end, *values))
+                    for metric, value in _brute_force_row(mine, my_peers, my_history, end, minutes, days).items():
+                        values[f"{prefix}{metric}_{label}"] = value
+            rows.append({"host_ip": host, "window_end_ts": end, **values})
     return rows
 
 
-BRUTE_METRICS = [
-    "peer_ip_nunique",
-    "peer_port_nunique",
-    "peer_segment_nunique",
-    "peer_ip_entropy",
-    "new_peer_cnt_lookback30d",
-    "rare_peer_cnt_lookback30d",
-    "new_dst_port_cnt_lookback30d",
-    "new_pair_cnt_lookback30d",
-]
-
-
-def test_distinct_counts_entropy_and_novelty_match_a_brute_force_reference(spark):
-    windows, host_slices, peers, lookback = _random_frames()
+@pytest.mark.parametrize("lookback_days", [30, 1])
+def test_every_family_matches_a_brute_force_reference(spark, lookback_days):
+    windows, host_rows, peers, lookback = _random_frames()
     out = build_fg_a(
-        spark.createDataFrame(host_slices, DELTA_HOST_SLICE_SCHEMA),
+        spark.createDataFrame(host_rows, DELTA_HOST_SLICE_SCHEMA),
         spark.createDataFrame(peers, DELTA_PEER_SLICE_SCHEMA),
         spark.createDataFrame(lookback, DELTA_PEER_SLICE_SCHEMA),
         windows,
-        spec(),
+        spec(lookback30d={"days": lookback_days}),
     )
     columns = [f"{prefix}{metric}_{label}" for prefix in ("", "in_") for label in WINDOW_LABELS for metric in BRUTE_METRICS]
     actual = out.select("host_ip", "window_end_ts", *columns)
-    expected = _brute_force(windows, host_slices, peers, lookback)
+    expected = _brute_force(windows, host_rows, peers, lookback, lookback_days)
     assert len(expected) >= 12  # the random frame has real work in it
-    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema))
+    rows = [tuple(row[c] for c in actual.columns) for row in expected]
+    assertDataFrameEqual(actual, spark.createDataFrame(rows, actual.schema))
 
 
 # ---------------------------------------------------------------- inputs
