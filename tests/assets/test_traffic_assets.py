@@ -7,7 +7,15 @@ with hand-computed frames; a second run of the same range must publish the same 
 
 import gzip
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -70,14 +78,16 @@ def materialized(tmp_path_factory):
         _set_max_rejection_rate(store, 0.25)
         _write_batch(lake, "20260105T002200Z", BATCH_1)
         _write_batch(lake, "20260105T003700Z", BATCH_2)
-        with dg.instance_for_test() as instance:
+        instance_dir = home / "dagster"
+        instance_dir.mkdir()
+        with dg.DagsterInstance.local_temp(str(instance_dir)) as instance:
             # The project's first window is [2026-01-04 23:53, 00:08): empty, but part of the range.
             first = backfill_project(PROJECT, "2026-01-04-23:53", "2026-01-05-00:23", instance=instance)
             snapshot = _published(lake)
             second = backfill_project(PROJECT, "2026-01-04-23:53", "2026-01-05-00:23", instance=instance)
             _set_max_rejection_rate(store, 0.05)
             blocked = backfill_project(PROJECT, "2026-01-05-00:08", "2026-01-05-00:08", instance=instance)
-            yield lake, first, second, snapshot, blocked
+            yield lake, first, second, snapshot, blocked, home
 
 
 def _set_max_rejection_rate(store, rate):
@@ -112,7 +122,7 @@ def _published(lake):
 
 
 def test_delta_host_slices_match_hand_computed_values(materialized, spark):
-    _, _, _, data, _ = materialized
+    _, _, _, data, *_ = materialized
     columns = ["host_ip", "role", "slice_start", "sessions_cnt", "allow_cnt", "deny_cnt", "zero_reply_cnt",
                "short_session_cnt", "rst_cnt", "bytes_src_sum", "bytes_dst_sum", "peer_ip_nunique",
                "peer_port_nunique", "tcp_cnt", "udp_cnt", "fileshare_port_sessions_cnt", "directory_port_sessions_cnt"]
@@ -135,7 +145,7 @@ def test_delta_host_slices_match_hand_computed_values(materialized, spark):
 
 
 def test_rejected_row_is_quarantined_with_its_reason(materialized):
-    _, first, _, data, _ = materialized
+    _, first, _, data, *_ = materialized
     for dataset in ("quarantine", "pair_quarantine"):
         rows = data[dataset].select("reject_reason", "mini_batch_id", "window_start").take(5)
         assert [tuple(r) for r in rows] == [("malformed_ip", "20260105T002200Z", W1)]
@@ -146,7 +156,7 @@ def test_rejected_row_is_quarantined_with_its_reason(materialized):
 
 
 def test_pair_counts_per_window(materialized, spark):
-    _, _, _, data, _ = materialized
+    _, _, _, data, *_ = materialized
     expected = spark.createDataFrame(
         [
             ("10.10.0.5", "8.8.8.8", 443, datetime(2026, 1, 5, 0, 23), 2),
@@ -160,7 +170,7 @@ def test_pair_counts_per_window(materialized, spark):
 
 
 def test_fg_a_rolls_windows_up(materialized, spark):
-    _, _, _, data, _ = materialized
+    _, _, _, data, *_ = materialized
     got = data["fg_a"].where(F.col("host_ip") == "10.10.0.5").select(
         "window_end_ts", "window_label", "hour_of_day", "is_night", "sessions_cnt_w_15m", "sessions_cnt_w_30m",
         "in_sessions_cnt_w_15m", "in_sessions_cnt_w_30m", "peer_ip_nunique_w_30m", "bytes_src_sum_w_24h",
@@ -183,7 +193,7 @@ def test_fg_a_rolls_windows_up(materialized, spark):
 
 
 def test_checks_pass_and_rerun_publishes_the_same_rows(materialized):
-    lake, first, second, before, _ = materialized
+    lake, first, second, before, *_ = materialized
     assert first.error is None and second.error is None
     assert first.checks_failed == [] and second.checks_failed == []
     after = _published(lake)
@@ -192,9 +202,57 @@ def test_checks_pass_and_rerun_publishes_the_same_rows(materialized):
 
 
 def test_high_rejection_rate_blocks_fg_a(materialized):
-    *_, blocked = materialized
+    *_, blocked, _ = materialized
     assert blocked.checks_failed == ["delta.dq_rejection_rate_under_threshold"]
     assert "fg_a" not in blocked.materializations
     assert blocked.error is not None
     with pytest.raises(RuntimeError, match="dq_rejection_rate_under_threshold"):
         blocked.raise_on_failure()
+
+
+def test_the_webserver_shows_the_materialized_partitions(materialized):
+    """The UI's GraphQL API, served by a real dagster-webserver on this instance and workspace."""
+    *_, home = materialized
+    port = _free_port()
+    env = dict(os.environ, NDR_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), NDR_ENV="local")
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dagster_webserver", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    query = "{ assetNodes { assetKey { path } partitionStats { numMaterialized numFailed } } }"
+    try:
+        answer = _graphql(port, query, deadline=time.monotonic() + 90)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    stats = {tuple(node["assetKey"]["path"]): node["partitionStats"] for node in answer["data"]["assetNodes"]}
+    # Three windows materialized twice; then the 00:08 window again, where the blocking DQ check stopped
+    # fg_a: the UI marks that fg_a partition failed (red) while delta and pair_counts stay materialized.
+    assert stats[(PROJECT, "delta")] == {"numMaterialized": 3, "numFailed": 0}
+    assert stats[(PROJECT, "pair_counts")] == {"numMaterialized": 3, "numFailed": 0}
+    assert stats[(PROJECT, "fg_a")] == {"numMaterialized": 2, "numFailed": 1}
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(port, query, *, deadline):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer = json.loads(response.read())
+            if answer.get("data", {}).get("assetNodes"):
+                return answer
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("dagster-webserver did not answer within 90 s")
+        time.sleep(1)
