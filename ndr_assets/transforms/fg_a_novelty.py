@@ -54,32 +54,33 @@ class HistoryGrid:
         return f"CAST(floor(({epoch_sql} - {self.base_epoch + GRID_OFFSET_SECONDS}) / {SLICE_SECONDS}) AS BIGINT)"
 
 
-def _key_occurrences(keys: DataFrame, key_columns: list[str], lower_epoch: int, upper_epoch: int) -> DataFrame:
-    """Distinct ``(key_columns, _t)`` with the slice start ``_t`` in ``[lower_epoch, upper_epoch)``."""
-    return (
+def key_occurrences(
+    keys: DataFrame, key_columns: list[str], lower_epoch: int, upper_epoch: int, *, distinct: bool = False
+) -> DataFrame:
+    """``(key_columns, _t)`` with the slice start ``_t`` in ``[lower_epoch, upper_epoch)``, partitioned by key."""
+    occurrences = (
         keys.selectExpr(*key_columns, "unix_timestamp(slice_start) AS _t")
         .where(f"_t >= {lower_epoch} AND _t < {upper_epoch} AND {on_grid_slice('_t')}")
         .repartition(shuffle_partitions(keys), *key_columns)
-        .dropDuplicates([*key_columns, "_t"])
     )
+    return occurrences.dropDuplicates([*key_columns, "_t"]) if distinct else occurrences
 
 
-def key_history(keys: DataFrame, key_columns: list[str], grid: HistoryGrid, lower_epoch: int, upper_epoch: int) -> DataFrame:
-    """Per key, the slices it occurred in within ``[lower_epoch, upper_epoch)`` as per-day bitmaps.
+def key_history(occurrences: DataFrame, key_columns: list[str], grid: HistoryGrid) -> DataFrame:
+    """Per key, its occurrences (:func:`key_occurrences` rows) as per-day bitmaps.
 
-    ``keys``: rows with ``key_columns`` and ``slice_start`` (duplicates from overlapping reads are
-    harmless). Output: ``key_columns``, ``slot_words`` (two 48-bit words per history day: bit ``p`` of
-    day ``d`` = an occurrence in the day's slice ``p``) and ``days_through`` (element ``d`` = the number
-    of days ``0 .. d`` with an occurrence).
+    Output: ``key_columns``, ``slot_words`` (two 48-bit words per history day: bit ``p`` of day ``d`` =
+    an occurrence in the day's slice ``p``) and ``days_through`` (element ``d`` = the number of days
+    ``0 .. d`` with an occurrence). Duplicates from overlapping reads are harmless: bits are OR-ed.
     """
-    occurrences = _key_occurrences(keys, key_columns, lower_epoch, upper_epoch).selectExpr(
+    positioned = occurrences.selectExpr(
         *key_columns,
         f"CAST(floor({grid.slot('_t')} / {SLOTS_PER_DAY}) AS INT) AS _day",
         f"CAST(pmod({grid.slot('_t')}, {SLOTS_PER_DAY}) AS INT) AS _pos",
     )
     low_bit = f"CASE WHEN _pos < {_WORD_BITS} THEN shiftleft(1L, _pos) ELSE 0L END"
     high_bit = f"CASE WHEN _pos >= {_WORD_BITS} THEN shiftleft(1L, _pos - {_WORD_BITS}) ELSE 0L END"
-    per_day = occurrences.groupBy(*key_columns, "_day").agg(
+    per_day = positioned.groupBy(*key_columns, "_day").agg(
         F.expr(f"bit_or({low_bit}) AS _w0"), F.expr(f"bit_or({high_bit}) AS _w1")
     )
     # Fixed positions per day, so that a window's boundary days are found by index, not by a search.
@@ -143,28 +144,24 @@ def with_seen_days(rows: DataFrame, history: DataFrame, key_columns: list[str], 
 
 
 def new_key_counts(
-    keys: DataFrame, history_keys: DataFrame, series: list[str], end_epochs: list[int], lookback_days: int
+    keys: DataFrame, history: DataFrame, series: list[str], end_epochs: list[int], lookback_days: int
 ) -> DataFrame:
     """Per ``series`` (e.g. host, role, key type) and requested window end: ``new_<w>`` = distinct new keys.
 
-    ``keys``: the keys of the slices windows read (``series + ["key", "slice_start"]``);
-    ``history_keys``: the same for earlier slices (only those before the first slice any window
-    reads are used). For a key's occurrence ``o`` whose previous
-    occurrence is ``p``, ``o`` is the key's first slice in the ``w_L`` window ending at ``E`` and the key
-    is new there exactly for ``E`` in ``[max(o + 15 min, p + lookback + 30 min), o + L]`` (no ``p``:
-    from ``o + 15 min``); these intervals of one key never overlap, so a running sum of +1/-1 events
-    counts each new key once.
+    ``keys``: the keys of the slices windows read (``series + ["key", "slice_start"]``); ``history``:
+    :func:`key_occurrences` rows of the lookback (only those before the first slice any window reads
+    are used). For a key's occurrence ``o`` whose previous occurrence is ``p``, ``o`` is the key's first
+    slice in the ``w_L`` window ending at ``E`` and the key is new there exactly for ``E`` in
+    ``[max(o + 15 min, p + lookback + 30 min), o + L]`` (no ``p``: from ``o + 15 min``); the intervals
+    of one key never overlap (the lookback is longer than any window), so a running sum of +1/-1
+    events counts each new key once.
     """
     key_columns = [*series, "key"]
     lowest, highest = slice_range(end_epochs)
     lookback = lookback_days * SECONDS_PER_DAY
-    occurrences = _key_occurrences(keys, key_columns, lowest, highest + 1)
-    # The last occurrence before the window slices: from the history only.
-    earlier = (
-        _key_occurrences(history_keys, key_columns, lowest - lookback - SLICE_SECONDS, lowest)
-        .groupBy(*key_columns)
-        .agg(F.expr("max(_t) AS _history_last"))
-    )
+    occurrences = key_occurrences(keys, key_columns, lowest, highest + 1, distinct=True)
+    # The last occurrence before the slices windows read comes from the history.
+    earlier = history.where(f"_t < {lowest}").groupBy(*key_columns).agg(F.expr("max(_t) AS _history_last"))
     order = f"OVER (PARTITION BY {', '.join(key_columns)} ORDER BY _t)"
     with_previous = occurrences.join(earlier, key_columns, "left").selectExpr(
         *series, "_t", f"coalesce(lag(_t, 1) {order}, _history_last) AS _previous"

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ndr_assets.transforms.fg_a_novelty import HistoryGrid, key_history, new_key_counts, with_seen_days
+from ndr_assets.transforms.fg_a_novelty import HistoryGrid, key_history, key_occurrences, new_key_counts, with_seen_days
 from ndr_assets.transforms.fg_a_window_ends import SECONDS_PER_DAY, slice_range, sliding_window_sums
 from ndr_assets.transforms.schemas import DIRECTION_PREFIXES
 from ndr_assets.transforms.windows import SLICE_SECONDS, WINDOW_LABELS
@@ -43,6 +43,7 @@ HIGH_RISK_IP = "high_risk_ip"  # peer_ip whose segment is one of spec.high_risk_
 # Key types with per-key window rows (few keys per host) and those counted by events (novelty only).
 WINDOWED_KEY_TYPES = (IP, PORT, SEGMENT, HIGH_RISK_IP)
 EVENT_KEY_TYPES = (PAIR, SERVICE)
+HISTORY_KEY_TYPES = (IP, PORT, PAIR, SERVICE)
 # Statistics of step 2 each key type needs.
 _STATS = {
     IP: ("n", "total", "slns", "max", "bytes", "max_bytes", "new", "rare"),
@@ -185,7 +186,9 @@ def peer_window_metrics(
     upper = end_epochs[-1] - SLICE_SECONDS
     earliest_trailing, _ = slice_range(end_epochs)
     history_slices = lookback_peer_slices.where(F.unix_timestamp("slice_start") < earliest_trailing).unionByName(peer_slices)
-    history = key_history(peer_keys(history_slices, (IP, PORT)), KEY_COLUMNS, grid, lower, upper)
+    # One read and one shuffle of the (large) lookback serve both novelty methods.
+    occurrences = key_occurrences(peer_keys(history_slices, HISTORY_KEY_TYPES), KEY_COLUMNS, lower, upper)
+    history = key_history(occurrences.where(F.col("key_type").isin(IP, PORT)), KEY_COLUMNS, grid)
 
     key_rows = sliding_window_sums(
         peer_keys(peer_slices, windowed, high_risk), KEY_COLUMNS, ["sessions_cnt", "bytes_sum"], [], end_epochs
@@ -197,7 +200,11 @@ def peer_window_metrics(
         thresholds.get("port_days", 3),
     )
     new_pairs_and_services = new_key_counts(
-        peer_keys(peer_slices, EVENT_KEY_TYPES), peer_keys(history_slices, EVENT_KEY_TYPES), SERIES, end_epochs, days
+        peer_keys(peer_slices, EVENT_KEY_TYPES),
+        occurrences.where(F.col("key_type").isin(*EVENT_KEY_TYPES)),
+        SERIES,
+        end_epochs,
+        days,
     )
     pivoted = _pivot(statistics.unionByName(new_pairs_and_services, allowMissingColumns=True), [*windowed, *EVENT_KEY_TYPES])
     metrics = [
