@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from ndr_assets.transforms.fg_a_window_ends import (
     LABEL_SLICES,
     SECONDS_PER_DAY,
+    is_requested_end,
     on_grid_slice,
     shuffle_partitions,
     slice_range,
@@ -186,8 +187,12 @@ def new_key_counts(
     exploded = with_previous.selectExpr(*series, f"explode(array({', '.join(events)})) AS e").where("e IS NOT NULL")
     deltas = exploded.selectExpr(*series, "e.time AS time", *[f"e.d_{label} AS d_{label}" for label in WINDOW_LABELS])
     # A zero row at every requested end, so that each end reads the running sum up to it.
-    ends = F.array(*[F.lit(e).cast("long") for e in end_epochs])
-    probes = deltas.select(*series).distinct().select(*series, F.explode(ends).alias("time"))
+    probes = (
+        deltas.select(*series)
+        .distinct()
+        .selectExpr(*series, f"explode(sequence({end_epochs[0]}L, {end_epochs[-1]}L, {SLICE_SECONDS}L)) AS time")
+        .where(is_requested_end("time", end_epochs))
+    )
     per_time = (
         deltas.unionByName(probes, allowMissingColumns=True)
         .groupBy(*series, "time")
@@ -196,4 +201,4 @@ def new_key_counts(
     over = f"OVER (PARTITION BY {', '.join(series)} ORDER BY time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     return per_time.selectExpr(
         *series, "time AS end_epoch", *[f"sum(d_{label}) {over} AS new_{label}" for label in WINDOW_LABELS]
-    ).where(F.col("end_epoch").isin(end_epochs))
+    ).where(is_requested_end("end_epoch", end_epochs))

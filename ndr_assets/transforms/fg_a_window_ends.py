@@ -51,6 +51,11 @@ def slice_range(end_epochs: list[int]) -> tuple[int, int]:
     return end_epochs[0] - MAX_SLICES * SLICE_SECONDS, end_epochs[-1] - SLICE_SECONDS
 
 
+def is_requested_end(column: str, end_epochs: list[int]) -> str:
+    """SQL: ``column`` is one of the requested window ends (one expression even for a month of ends)."""
+    return f"{column} IN ({', '.join(str(e) for e in end_epochs)})"
+
+
 def on_grid_slice(epoch: str) -> str:
     """SQL: the epoch is a slice start (minutes 08/23/38/53)."""
     return f"pmod({epoch} - {GRID_OFFSET_SECONDS}, {SLICE_SECONDS}) = 0"
@@ -138,4 +143,4 @@ def sliding_window_sums(
     framed_names = [f"{c}_{label}" for label in LABEL_SLICES for c in [*double_sums, *maxima]]
     return windowed.selectExpr(
         *keys, f"_t + {SLICE_SECONDS} AS end_epoch", "own_slice", *differences, *framed_names
-    ).where(F.col("end_epoch").isin(end_epochs) & (F.col(f"slices_{LONGEST_LABEL}") > 0))
+    ).where(f"{is_requested_end('end_epoch', end_epochs)} AND slices_{LONGEST_LABEL} > 0")
