@@ -40,7 +40,9 @@ Metric families
       ports: ``port_days`` of ``rare_thresholds``) = seen on at least 1 but fewer than the threshold
       distinct UTC calendar days of that period. ``new_peer_ratio = new_peer_cnt / peer_ip_nunique``.
       Missing history (a project younger than the lookback, or unpublished windows) makes every key
-      new: nothing distinguishes "never seen" from "not recorded".
+      new: nothing distinguishes "never seen" from "not recorded". History = the lookback read plus
+      the trailing slices; where both cover the same slices (the 24 h before the first window) the
+      trailing peer slices are used (they are the same delta data).
     - high-risk segment (3): sessions with peers whose ``peer_segment`` is in
       ``spec.high_risk_segments``, their distinct peer IPs, and a 0/1 flag (all 0 without the list).
 
@@ -50,7 +52,9 @@ Computation (see ARCHITECTURE.md, performance rules)
     (``fg_a_window_ends``); distinct counts, entropies and top-1 shares aggregate those per-key rows
     (``fg_a_peers``); novelty uses per-day bitmaps of each key's history and, for pairs and services,
     +1/-1 events with a running sum (``fg_a_novelty``). Roles, window lengths and key types become
-    columns through one conditional ``groupBy`` per family. No UDF, no collect.
+    columns through one conditional ``groupBy`` per family. No UDF, no collect. ``duration_sum``
+    (a double) is summed per window frame rather than as a difference of running sums, so it stays
+    exact; entropy uses ``ln T - sum(s ln s) / T`` (equal to ``-sum(p ln p)`` up to rounding).
 """
 
 from __future__ import annotations
@@ -103,12 +107,12 @@ def _require_columns(df: DataFrame, expected: list[str], what: str) -> None:
 def _check_time_band_spec(spec: FgABuilderSpec) -> None:
     start, end = spec.working_hours
     if not 0 <= start < end <= 24:
-        raise SpecError("?", "fg_a_builder", "working_hours", f"need 0 <= start < end <= 24, got {[start, end]}")
+        raise SpecError("(unknown)", "fg_a_builder", "working_hours", f"need 0 <= start < end <= 24, got {[start, end]}")
     try:
         ZoneInfo(spec.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         if not _FIXED_OFFSET.match(spec.time_zone):
-            raise SpecError("?", "fg_a_builder", "time_zone", f"unknown time zone {spec.time_zone!r}") from None
+            raise SpecError("(unknown)", "fg_a_builder", "time_zone", f"unknown time zone {spec.time_zone!r}") from None
 
 
 def time_band_columns(window_end_ts: Column, time_zone: str, working_hours: tuple[int, int]) -> list[Column]:

@@ -24,6 +24,7 @@ from ndr_assets.transforms.schemas import (
     fg_a_schema,
 )
 from ndr_assets.transforms.windows import WINDOW_LABELS
+from ndr_resources.errors import InputDataError, SpecError
 from ndr_resources.specs import FgABuilderSpec
 
 # A Wednesday; the batch computes the windows starting at W0 and W0 + 15 min.
@@ -548,3 +549,13 @@ def test_window_start_off_the_grid_is_rejected(spark):
     host_slices, peer_slices, lookback = scenario_frames(spark)
     with pytest.raises(ValueError, match="not on the 08/23/38/53 grid"):
         build_fg_a(host_slices, peer_slices, lookback, [datetime(2026, 1, 7, 10, 0, tzinfo=UTC)], spec())
+
+
+def test_bad_time_band_spec_and_missing_input_columns_are_named(spark):
+    host_slices, peer_slices, lookback = scenario_frames(spark)
+    with pytest.raises(SpecError, match="working_hours"):
+        build_fg_a(host_slices, peer_slices, lookback, [W0], spec(working_hours=[18, 8]))
+    with pytest.raises(SpecError, match="time_zone"):
+        build_fg_a(host_slices, peer_slices, lookback, [W0], spec(time_zone="Mars/Olympus_Mons"))
+    with pytest.raises(InputDataError, match="delta peer slices.*peer_segment"):
+        build_fg_a(host_slices, peer_slices.drop("peer_segment"), lookback, [W0], spec())
