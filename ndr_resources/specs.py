@@ -7,6 +7,7 @@ Extra keys are allowed (spec 001: "Additional keys are allowed") and kept on the
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -54,6 +55,10 @@ JOB_NAMES = (
     "pipeline_model_attributes",
     "pipeline_model_deploy",
 )
+
+
+# Spark accepts fixed offsets ("+02:00", "UTC+2") besides IANA zone names.
+_FIXED_OFFSET = re.compile(r"^(UTC|GMT)?[+-]\d{1,2}(:\d{2})?$")
 
 
 class SpecModel(BaseModel):
@@ -218,6 +223,26 @@ class FgABuilderSpec(SpecModel):
     # Time bands (window_label) and time flags are computed in this zone.
     time_zone: str = "UTC"
     working_hours: tuple[int, int] = (8, 18)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            if not _FIXED_OFFSET.match(value):
+                raise ValueError(f"unknown time zone {value!r} (an IANA name or an offset like +02:00)") from None
+        return value
+
+    @field_validator("working_hours")
+    @classmethod
+    def _ordered_hours(cls, value: tuple[int, int]) -> tuple[int, int]:
+        start, end = value
+        if not 0 <= start < end <= 24:
+            raise ValueError(f"need 0 <= start < end <= 24, got {[start, end]}")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -59,9 +59,7 @@ Computation (see ARCHITECTURE.md, performance rules)
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -78,7 +76,7 @@ from ndr_assets.transforms.schemas import (
     fg_a_schema,
 )
 from ndr_assets.transforms.windows import WINDOW_LABELS
-from ndr_resources.errors import InputDataError, SpecError
+from ndr_resources.errors import InputDataError
 from ndr_resources.specs import FgABuilderSpec
 
 TIME_BANDS = ("weekend", "night", "work_hours", "after_hours")  # in order of precedence
@@ -95,24 +93,10 @@ _LEADING_COLUMNS = (
     "is_weekend",
 )
 _DOUBLE_HOST_METRICS = {f.name for f in DELTA_HOST_SLICE_SCHEMA.fields if f.dataType.typeName() == "double"}
-_FIXED_OFFSET = re.compile(r"^(UTC|GMT)?[+-]\d{1,2}(:\d{2})?$")
-
-
 def _require_columns(df: DataFrame, expected: list[str], what: str) -> None:
     missing = [c for c in expected if c not in df.columns]
     if missing:
         raise InputDataError(what, f"missing column(s) {missing}; FG-A needs {expected}")
-
-
-def _check_time_band_spec(spec: FgABuilderSpec) -> None:
-    start, end = spec.working_hours
-    if not 0 <= start < end <= 24:
-        raise SpecError("(unknown)", "fg_a_builder", "working_hours", f"need 0 <= start < end <= 24, got {[start, end]}")
-    try:
-        ZoneInfo(spec.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        if not _FIXED_OFFSET.match(spec.time_zone):
-            raise SpecError("(unknown)", "fg_a_builder", "time_zone", f"unknown time zone {spec.time_zone!r}") from None
 
 
 def time_band_columns(window_end_ts: Column, time_zone: str, working_hours: tuple[int, int]) -> list[Column]:
@@ -196,7 +180,6 @@ def build_fg_a(
     ``lookback_peer_slices``: peer slices of the ``spec.lookback30d.days`` days before the first window
     (ranges may overlap the trailing slices). See the module docstring for every definition.
     """
-    _check_time_band_spec(spec)
     _require_columns(host_slices, ["host_ip", "role", "slice_start", *ADDITIVE_METRICS, *MAX_METRICS], "delta host slices")
     peer_columns = [f.name for f in DELTA_PEER_SLICE_SCHEMA.fields]
     _require_columns(peer_slices, peer_columns, "delta peer slices")

@@ -25,7 +25,7 @@ from ndr_assets.transforms.schemas import (
 )
 from ndr_assets.transforms.windows import WINDOW_LABELS
 from ndr_resources.errors import InputDataError, SpecError
-from ndr_resources.specs import FgABuilderSpec
+from ndr_resources.specs import FgABuilderSpec, parse_spec
 
 # A Wednesday; the batch computes the windows starting at W0 and W0 + 15 min.
 W0 = datetime(2026, 1, 7, 10, 8, tzinfo=UTC)
@@ -553,9 +553,11 @@ def test_window_start_off_the_grid_is_rejected(spark):
 
 def test_bad_time_band_spec_and_missing_input_columns_are_named(spark):
     host_slices, peer_slices, lookback = scenario_frames(spark)
-    with pytest.raises(SpecError, match="working_hours"):
-        build_fg_a(host_slices, peer_slices, lookback, [W0], spec(working_hours=[18, 8]))
-    with pytest.raises(SpecError, match="time_zone"):
-        build_fg_a(host_slices, peer_slices, lookback, [W0], spec(time_zone="Mars/Olympus_Mons"))
+    payload = {"delta_input": {"s3_prefix": "s3://lake/delta/"}, "fg_a_output": {"s3_prefix": "s3://lake/fg_a/"}}
+    with pytest.raises(SpecError, match=r"project 'p', item 'fg_a_builder#v1', key 'working_hours'"):
+        parse_spec(FgABuilderSpec, {**payload, "working_hours": [18, 8]}, project="p", item="fg_a_builder#v1")
+    with pytest.raises(SpecError, match=r"key 'time_zone': .*Mars/Olympus_Mons"):
+        parse_spec(FgABuilderSpec, {**payload, "time_zone": "Mars/Olympus_Mons"}, project="p", item="fg_a_builder#v1")
+    assert spec(time_zone="+02:00").time_zone == "+02:00"
     with pytest.raises(InputDataError, match="delta peer slices.*peer_segment"):
         build_fg_a(host_slices, peer_slices.drop("peer_segment"), lookback, [W0], spec())
