@@ -83,6 +83,18 @@ def _load_port_sets(lake: Lake, spec: DeltaBuilderSpec, item: str) -> PortSets:
         raise SpecError(spec.project_name, item, "enrichment.port_sets_location", f"{location}: {exc}") from None
 
 
+def _window_asset_settings(key: dg.AssetKey, project: ProjectConfig, partitions_def, *, with_dq: bool) -> dict:
+    """What every 15-minute asset of a project shares: group, partitions, single-run backfills, checks."""
+    return {
+        "key": key,
+        "group_name": group_name_for(project.project_name),
+        "partitions_def": partitions_def,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "check_specs": checks.check_specs(key, with_dq=with_dq),
+        "kinds": {"spark", "parquet"},
+    }
+
+
 def _delta_frames(clean, spec: DeltaBuilderSpec, port_sets: PortSets, item: str):
     """Host and peer slices; an operator the builder does not know is a spec error, named."""
     try:
@@ -96,12 +108,7 @@ def _build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: li
     key = dg.AssetKey([*key_prefix, "delta"])
 
     @dg.asset(
-        key=key,
-        group_name=group_name_for(project.project_name),
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        check_specs=checks.check_specs(key, with_dq=True),
-        kinds={"spark", "parquet"},
+        **_window_asset_settings(key, project, partitions_def, with_dq=True),
         description=(
             f"Per host, direction and 15-minute slice: the base traffic metrics of project "
             f"{project.project_name}, from the raw PAN-OS mini-batches that landed in each window."
@@ -199,12 +206,7 @@ def _build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_pref
     key = dg.AssetKey([*key_prefix, "pair_counts"])
 
     @dg.asset(
-        key=key,
-        group_name=group_name_for(project.project_name),
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        check_specs=checks.check_specs(key, with_dq=False),
-        kinds={"spark", "parquet"},
+        **_window_asset_settings(key, project, partitions_def, with_dq=False),
         description=(
             f"Sessions per (src_ip, dst_ip, dst_port) and 15-minute window for project {project.project_name}: "
             "the input of pair rarity baselines."
@@ -280,13 +282,8 @@ def _build_fg_a_asset(
     key = dg.AssetKey([*key_prefix, "fg_a"])
 
     @dg.asset(
-        key=key,
-        group_name=group_name_for(project.project_name),
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        **_window_asset_settings(key, project, partitions_def, with_dq=False),
         deps=[dg.AssetDep(delta_key, partition_mapping=trailing_24h_mapping())],
-        check_specs=checks.check_specs(key, with_dq=False),
-        kinds={"spark", "parquet"},
         description=(
             f"FG-A for project {project.project_name}: per active host and window, 48 metrics over "
             "15m/30m/1h/8h/24h windows in both directions, time band and time flags (485 features)."
