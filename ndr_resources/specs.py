@@ -284,6 +284,229 @@ class PairCountsBuilderSpec(SpecModel):
     segment_mapping: SegmentMapping | None = None
 
 
+# ---------------------------------------------------------------- fg_b_builder
+
+_HORIZON_RE = re.compile(r"^[1-9][0-9]{0,2}d$")
+BASELINE_HORIZON_CHOICES = ("7d", "30d", "both")
+
+
+def _valid_horizon(value: str) -> str:
+    if not _HORIZON_RE.match(value):
+        raise ValueError(f"a horizon is '<days>d' such as '7d' or '30d', got {value!r}")
+    return value
+
+
+class AnomalyCapping(SpecModel):
+    """Winsorising before baselines: values above the per-(window_label, metric) quantile are capped.
+
+    Keeps a few attack windows of last month from inflating this month's p95/p99 (the baseline
+    must describe normal behaviour).
+    """
+
+    enabled: bool = True
+    upper_quantile: float = Field(default=0.999, gt=0.5, le=1.0)
+
+
+class InventoryLookup(SpecModel):
+    """Where FG-B finds the IP -> machine-name mapping: a key of ``project_parameters``."""
+
+    s3_prefix_key: str = "ip_machine_mapping_s3_prefix"
+
+
+class PairRarityThresholds(SpecModel):
+    # A pair seen on at most this many distinct days of the horizon is rare.
+    rare_max_active_days: int = Field(default=2, ge=0)
+    # A pair first seen within this many days before the horizon end is new.
+    new_pair_days: int = Field(default=1, ge=1)
+
+
+class FgBBuilderSpec(SpecModel):
+    horizons: list[str] = Field(default_factory=lambda: ["7d", "30d"])
+    # Override of a horizon's length in days (the demo shortens '30d' this way); default: the name.
+    horizon_days: dict[str, int] = Field(default_factory=dict)
+    fg_a_input: S3Location
+    fg_b_output: S3Location
+    pair_counts: S3Location | None = None
+    segment_mapping: SegmentMapping | None = None
+    anomaly_capping: AnomalyCapping = Field(default_factory=AnomalyCapping)
+    # FG-A columns to baseline; default: the FG-C curated list (what FG-C consumes).
+    baseline_metrics: list[str] | None = None
+    # Columns whose support decides is_full_history; default: all baseline metrics.
+    baseline_required_metrics: list[str] | None = None
+    # Host-windows of support (per host and window_label) for a full history; int or per horizon.
+    support_min: int | dict[str, int] = 20
+    join_keys: list[str] = Field(default_factory=lambda: ["host_ip", "window_label"])
+    # Days before the horizon end left out of the baseline (per horizon; default 0).
+    safety_gaps: dict[str, int] = Field(default_factory=dict)
+    ip_machine_mapping: InventoryLookup = Field(default_factory=InventoryLookup)
+    non_persistent_machine_prefixes: list[str] = Field(default_factory=lambda: ["VDI-"])
+    pair_rarity: PairRarityThresholds = Field(default_factory=PairRarityThresholds)
+    enrichment: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, values: list[str]) -> list[str]:
+        if not values or len(set(values)) != len(values):
+            raise ValueError(f"need one or more distinct horizons, got {values}")
+        return [_valid_horizon(v) for v in values]
+
+    @field_validator("join_keys")
+    @classmethod
+    def _join_keys(cls, values: list[str]) -> list[str]:
+        if values != ["host_ip", "window_label"]:
+            raise ValueError(f"FG-B baselines are keyed by ['host_ip', 'window_label'], got {values}")
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FgBBuilderSpec:
+        for name, mapping in (("horizon_days", self.horizon_days), ("safety_gaps", self.safety_gaps)):
+            unknown = sorted(set(mapping) - set(self.horizons))
+            if unknown:
+                raise ValueError(f"{name} names horizon(s) {unknown} not in horizons {self.horizons}")
+            if any(v < 0 for v in mapping.values()):
+                raise ValueError(f"{name} values must be >= 0")
+        if isinstance(self.support_min, dict):
+            missing = sorted(set(self.horizons) - set(self.support_min))
+            if missing:
+                raise ValueError(f"support_min has no value for horizon(s) {missing}")
+        for h in self.horizons:
+            if self.days_of(h) <= self.safety_gaps.get(h, 0):
+                raise ValueError(f"horizon {h}: safety gap of {self.safety_gaps[h]} day(s) leaves no baseline")
+        if self.baseline_required_metrics is not None and self.baseline_metrics is not None:
+            extra = sorted(set(self.baseline_required_metrics) - set(self.baseline_metrics))
+            if extra:
+                raise ValueError(f"baseline_required_metrics {extra[:5]} are not baseline_metrics")
+        return self
+
+    def days_of(self, horizon: str) -> int:
+        """Length of a horizon in days: ``horizon_days`` override, else the number in its name."""
+        return self.horizon_days.get(horizon, int(horizon[:-1]))
+
+    def support_min_of(self, horizon: str) -> int:
+        return self.support_min[horizon] if isinstance(self.support_min, dict) else self.support_min
+
+
+# ---------------------------------------------------------------- fg_c_builder
+
+FG_C_TRANSFORMS = ("z_mad", "ratio", "log_ratio", "diff", "abs_dev_over_mad", "z_mad_clipped", "z_mad_signed_pow3")
+DEFAULT_FG_C_TRANSFORMS = ("z_mad", "ratio", "log_ratio")
+
+
+class FgCBuilderSpec(SpecModel):
+    fg_a_input: S3Location
+    fg_b_input: S3Location
+    fg_c_output: S3Location
+    # FG-C's features compare with the first horizon; further horizons add suffixed columns.
+    horizons: list[str] = Field(default_factory=lambda: ["30d"])
+    join_keys: list[str] = Field(default_factory=lambda: ["host_ip", "window_label"])
+    # Merged ON TOP of the curated default list (augment, never replace).
+    metrics: list[str] = Field(default_factory=list)
+    transforms: list[str] = Field(default_factory=lambda: list(DEFAULT_FG_C_TRANSFORMS))
+    suspicion_metrics: list[str] | None = None
+    rare_pair_metrics: list[str] | None = None
+    pair_counts: S3Location | None = None
+    pair_context_input: S3Location | None = None
+    segment_mapping: SegmentMapping | None = None
+    eps: float = Field(default=1e-6, gt=0)
+    z_max: float = Field(default=6.0, gt=0)
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons(cls, values: list[str]) -> list[str]:
+        if not values or len(set(values)) != len(values):
+            raise ValueError(f"need one or more distinct horizons, got {values}")
+        return [_valid_horizon(v) for v in values]
+
+    @field_validator("transforms")
+    @classmethod
+    def _transforms(cls, values: list[str]) -> list[str]:
+        unknown = sorted(set(values) - set(FG_C_TRANSFORMS))
+        if unknown or not values:
+            raise ValueError(f"unknown transform(s) {unknown}; known: {list(FG_C_TRANSFORMS)}")
+        return list(dict.fromkeys(values))
+
+    @field_validator("join_keys")
+    @classmethod
+    def _join_keys(cls, values: list[str]) -> list[str]:
+        if values != ["host_ip", "window_label"]:
+            raise ValueError(f"FG-C joins baselines on ['host_ip', 'window_label'], got {values}")
+        return values
+
+
+# ---------------------------------------------------------------- machine_inventory_unload
+
+_SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,126}$")
+
+
+def _identifier(value: str) -> str:
+    if not _SQL_IDENTIFIER.match(value):
+        raise ValueError(f"not a plain SQL identifier (letters, digits, underscore): {value!r}")
+    return value
+
+
+class RedshiftConnection(SpecModel):
+    cluster_identifier: str
+    database: str
+    secret_arn: str
+    region: str
+    iam_role: str
+    db_user: str | None = None
+
+
+class InventoryQuery(SpecModel):
+    """Either a full ``sql`` SELECT, or ``schema``/``table`` with column names and filters.
+
+    Identifiers must be plain identifiers; filters are parsed and re-rendered by the warehouse
+    module (never concatenated as given), see ``ndr_resources.warehouse``.
+    """
+
+    sql: str | None = None
+    schema_name: str | None = Field(default=None, alias="schema")
+    table: str | None = None
+    ip_column: str = "ip_address"
+    name_column: str = "machine_name"
+    active_filter: str | None = None
+    additional_filters: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    @field_validator("schema_name", "table", "ip_column", "name_column")
+    @classmethod
+    def _identifiers(cls, value: str | None) -> str | None:
+        return None if value is None else _identifier(value)
+
+    @model_validator(mode="after")
+    def _sql_or_table(self) -> InventoryQuery:
+        if self.sql is None and (self.schema_name is None or self.table is None):
+            raise ValueError("give either 'sql' or both 'schema' and 'table'")
+        return self
+
+
+class InventoryOutput(S3Location):
+    output_format: Literal["PARQUET"] = "PARQUET"
+    partitioning: list[str] = Field(default_factory=lambda: ["snapshot_month"])
+    ip_output_column: str = "ip"
+    name_output_column: str = "machine_name"
+
+    @field_validator("partitioning")
+    @classmethod
+    def _snapshot_month(cls, values: list[str]) -> list[str]:
+        if values != ["snapshot_month"]:
+            raise ValueError(f"partitioning must be ['snapshot_month'], got {values}")
+        return values
+
+    @field_validator("ip_output_column", "name_output_column")
+    @classmethod
+    def _identifiers(cls, value: str) -> str:
+        return _identifier(value)
+
+
+class MachineInventoryUnloadSpec(SpecModel):
+    redshift: RedshiftConnection
+    query: InventoryQuery
+    output: InventoryOutput
+
+
 # ---------------------------------------------------------------- project_parameters
 
 

@@ -239,3 +239,186 @@ def enforce_schema(df: DataFrame, contract: T.StructType, dataset: str) -> DataF
     if problems:
         raise SchemaContractError(dataset, problems)
     return df.select(*[field.name for field in contract.fields])
+
+
+# ---------------------------------------------------------------- FG-C metric selection (also FG-B's default)
+
+# Transport counts are dropped from the curated list: the transport ratios carry the same signal.
+FG_C_EXCLUDED_METRICS = ("tcp_cnt", "udp_cnt", "icmp_cnt", "traffic_cnt")
+FG_C_CURATED_METRICS = tuple(m for m in FG_A_METRICS if m not in FG_C_EXCLUDED_METRICS)  # 44
+
+
+def fg_a_metric_column_types() -> dict[str, T.DataType]:
+    """Name -> type of FG-A's 480 metric columns (what baselines and FG-C may name)."""
+    return {f.name: f.dataType for f in fg_a_schema().fields if f.name in set(fg_a_metric_columns())}
+
+
+def curated_fg_c_columns() -> list[str]:
+    """The 440 default FG-C inputs: 44 curated metrics x 5 windows x 2 directions."""
+    return [
+        f"{prefix}{metric}_{label}"
+        for prefix in DIRECTION_PREFIXES.values()
+        for metric in FG_C_CURATED_METRICS
+        for label in WINDOW_LABELS
+    ]
+
+
+# Core metrics of FG-C's suspicion features (item 16 step 3) and of rare-pair weighting.
+DEFAULT_SUSPICION_METRICS = (
+    "sessions_cnt_w_15m",
+    "bytes_src_sum_w_15m",
+    "bytes_dst_sum_w_15m",
+    "peer_ip_nunique_w_15m",
+    "peer_port_nunique_w_15m",
+    "deny_cnt_w_15m",
+    "high_risk_port_sessions_cnt_w_15m",
+    "max_sessions_per_minute_w_15m",
+    "in_sessions_cnt_w_15m",
+    "in_peer_ip_nunique_w_15m",
+)
+DEFAULT_RARE_PAIR_METRICS = ("sessions_cnt_w_15m", "bytes_src_sum_w_15m", "peer_ip_nunique_w_15m")
+
+# ---------------------------------------------------------------- FG-B (monthly baselines)
+
+BASELINE_STATS = ("median", "p25", "p75", "p95", "p99", "mad", "iqr", "support_count")
+BASELINE_PERIOD_FIELDS = [
+    T.StructField("baseline_start_ts", T.TimestampType(), False),  # first window end included
+    T.StructField("baseline_end_ts", T.TimestampType(), False),  # last window end included
+]
+
+
+def baseline_stat_fields(metrics: list[str] | tuple[str, ...]) -> list[T.StructField]:
+    """``<metric>_<stat>`` for every metric: seven doubles and a long support count."""
+    return [
+        T.StructField(f"{metric}_{stat}", T.LongType() if stat == "support_count" else T.DoubleType(), False)
+        for metric in metrics
+        for stat in BASELINE_STATS
+    ]
+
+
+def fg_b_host_schema(metrics: list[str] | tuple[str, ...]) -> T.StructType:
+    """Host baselines per (host_ip, window_label)."""
+    return T.StructType(
+        [
+            T.StructField("host_ip", T.StringType(), False),
+            T.StructField("window_label", T.StringType(), False),
+            T.StructField("segment_id", T.StringType(), False),
+        ]
+        + baseline_stat_fields(metrics)
+        + BASELINE_PERIOD_FIELDS
+    )
+
+
+def fg_b_segment_schema(metrics: list[str] | tuple[str, ...]) -> T.StructType:
+    """Segment baselines per (segment_id, window_label): the host table's stats, same names and types."""
+    return T.StructType(
+        [
+            T.StructField("segment_id", T.StringType(), False),
+            T.StructField("window_label", T.StringType(), False),
+            T.StructField("host_count", T.LongType(), False),  # hosts whose windows fed the segment
+        ]
+        + baseline_stat_fields(metrics)
+        + BASELINE_PERIOD_FIELDS
+    )
+
+
+FG_B_IP_METADATA_SCHEMA = T.StructType(
+    [
+        T.StructField("host_ip", T.StringType(), False),
+        T.StructField("window_label", T.StringType(), False),
+        T.StructField("segment_id", T.StringType(), False),
+        T.StructField("machine_name", T.StringType(), True),  # null when the inventory does not know the IP
+        T.StructField("support_count", T.LongType(), False),  # min support over the required metrics
+        T.StructField("is_full_history", T.IntegerType(), False),
+        T.StructField("is_non_persistent_machine", T.IntegerType(), False),
+        T.StructField("is_cold_start", T.IntegerType(), False),
+    ]
+)
+
+PAIR_RARITY_FIELDS = [
+    T.StructField("pair_seen_count", T.LongType(), False),  # windows in which the pair was seen
+    T.StructField("pair_last_seen_ts", T.TimestampType(), False),
+    T.StructField("active_days", T.IntegerType(), False),  # distinct UTC days with the pair
+    T.StructField("pair_daily_avg", T.DoubleType(), False),  # pair_seen_count / active_days
+    T.StructField("pair_rarity_score", T.DoubleType(), False),  # 1 - active_days / horizon days
+    T.StructField("is_new_pair_flag", T.IntegerType(), False),
+    T.StructField("is_rare_pair_flag", T.IntegerType(), False),
+]
+PAIR_RARITY_VALUE_COLUMNS = tuple(f.name for f in PAIR_RARITY_FIELDS)
+PAIR_RARITY_HOST_SCHEMA = T.StructType(
+    [
+        T.StructField("host_ip", T.StringType(), False),
+        T.StructField("dst_ip", T.StringType(), False),
+        T.StructField("dst_port", T.IntegerType(), False),
+    ]
+    + PAIR_RARITY_FIELDS
+)
+PAIR_RARITY_SEGMENT_SCHEMA = T.StructType(
+    [
+        T.StructField("segment_id", T.StringType(), False),
+        T.StructField("dst_ip", T.StringType(), False),
+        T.StructField("dst_port", T.IntegerType(), False),
+    ]
+    + PAIR_RARITY_FIELDS
+)
+
+# ---------------------------------------------------------------- machine inventory
+
+
+def machine_inventory_schema(ip_column: str = "ip", name_column: str = "machine_name") -> T.StructType:
+    return T.StructType(
+        [T.StructField(ip_column, T.StringType(), False), T.StructField(name_column, T.StringType(), True)]
+    )
+
+
+# ---------------------------------------------------------------- FG-C
+
+
+def fg_c_feature_name(transform: str, column: str, horizon_suffix: str = "") -> str:
+    """``<transform>_<fg_a column>[_bl<horizon>]``, e.g. ``z_mad_sessions_cnt_w_15m``."""
+    return f"{transform}_{column}{horizon_suffix}"
+
+
+def horizon_suffix(horizons: list[str], horizon: str) -> str:
+    """The first horizon is FG-C's main baseline (no suffix); others add ``_bl<horizon>``."""
+    return "" if horizon == horizons[0] else f"_bl{horizon}"
+
+
+FG_C_LEADING_FIELDS = [
+    T.StructField("host_ip", T.StringType(), False),
+    T.StructField("window_label", T.StringType(), False),
+    T.StructField("window_end_ts", T.TimestampType(), False),
+    T.StructField("segment_id", T.StringType(), False),
+    T.StructField("baseline_source", T.StringType(), False),  # host | segment
+    T.StructField("is_cold_start", T.IntegerType(), False),
+]
+SUSPICION_PREFIXES = ("excess_over_p95", "excess_ratio_p95", "iqr_dev")
+SUSPICION_SCALARS = (
+    ("time_band_violation_flag", T.IntegerType()),
+    ("anomaly_strength_core", T.DoubleType()),
+    ("beacon_suspicion_score", T.DoubleType()),
+    ("exfiltration_suspicion_score", T.DoubleType()),
+    ("rare_pair_flag", T.IntegerType()),
+    ("rare_pair_session_share", T.DoubleType()),
+)
+
+
+def fg_c_schema(
+    metric_columns: list[str],
+    transforms: list[str],
+    horizons: list[str],
+    suspicion_metrics: list[str],
+    rare_pair_metrics: list[str],
+) -> T.StructType:
+    """FG-C columns: keys and baseline choice, transforms per horizon, then the suspicion features."""
+    fields = list(FG_C_LEADING_FIELDS)
+    for horizon in horizons:
+        suffix = horizon_suffix(horizons, horizon)
+        for column in metric_columns:
+            for transform in transforms:
+                fields.append(T.StructField(fg_c_feature_name(transform, column, suffix), T.DoubleType(), False))
+    for prefix in SUSPICION_PREFIXES:
+        fields += [T.StructField(f"{prefix}_{m}", T.DoubleType(), False) for m in suspicion_metrics]
+    fields += [T.StructField(name, dtype, False) for name, dtype in SUSPICION_SCALARS]
+    fields += [T.StructField(f"rare_pair_weighted_z_{m}", T.DoubleType(), False) for m in rare_pair_metrics]
+    return T.StructType(fields)
