@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ndr_assets.transforms.windows import floor_to_window_start
+from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
 
 # Windows end at minutes 08/23/38/53 (spec 001 `WindowCronExpression` "8-59/15 * * * ? *", in Dagster's
 # five-field cron); a partition is named by its window start.
@@ -32,3 +32,38 @@ def trailing_24h_mapping() -> dg.TimeWindowPartitionMapping:
     return dg.TimeWindowPartitionMapping(
         start_offset=-TRAILING_24H_PARTITIONS, end_offset=0, allow_nonexistent_upstream_partitions=True
     )
+
+
+# ---------------------------------------------------------------- monthly baselines
+
+MONTHLY_KEY_FORMAT = "%Y-%m-%d"
+
+
+def first_baseline_month(project_start: datetime) -> datetime:
+    """The first month that has a previous month of the project's windows: the month after the start."""
+    start = project_start.astimezone(UTC) if project_start.tzinfo else project_start.replace(tzinfo=UTC)
+    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def monthly_partitions(project_start: datetime) -> dg.MonthlyPartitionsDefinition:
+    """Monthly partitions keyed by the month in which a baseline or inventory snapshot is USED.
+
+    FG-B ``2026-04-01`` is computed from March's windows and serves April's FG-C windows, so the
+    first partition is the month after the project's start.
+    """
+    first = first_baseline_month(project_start)
+    return dg.MonthlyPartitionsDefinition(start_date=first.strftime(MONTHLY_KEY_FORMAT), timezone="UTC")
+
+
+def correlation_partitions(project_start: datetime) -> dg.TimeWindowPartitionsDefinition:
+    """FG-C's 15-minute windows: from the first window that starts inside the first baseline month."""
+    first_month = first_baseline_month(project_start)
+    start = floor_to_window_start(first_month)
+    if start < first_month:
+        start += timedelta(minutes=SLICE_MINUTES)
+    return fifteen_minute_partitions(start)
+
+
+def previous_month_windows_mapping() -> dg.TimeWindowPartitionMapping:
+    """Monthly -> 15-minute: every window of the month before (offsets count in months on this side)."""
+    return dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)

@@ -341,6 +341,8 @@ class FgBBuilderSpec(SpecModel):
     ip_machine_mapping: InventoryLookup = Field(default_factory=InventoryLookup)
     non_persistent_machine_prefixes: list[str] = Field(default_factory=lambda: ["VDI-"])
     pair_rarity: PairRarityThresholds = Field(default_factory=PairRarityThresholds)
+    # Above this share of cold-start (host, time band) rows the cold_start_share check warns.
+    max_cold_start_share: float = Field(default=0.5, ge=0.0, le=1.0)
     enrichment: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("horizons")

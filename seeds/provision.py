@@ -27,6 +27,9 @@ from ndr_resources.specs import (
     JOB_NAMES,
     DeltaBuilderSpec,
     FgABuilderSpec,
+    FgBBuilderSpec,
+    FgCBuilderSpec,
+    MachineInventoryUnloadSpec,
     PairCountsBuilderSpec,
     ProjectParameters,
     RoutingRecord,
@@ -122,6 +125,9 @@ TYPED_MODELS: dict[str, type[BaseModel]] = {
     "delta_builder": DeltaBuilderSpec,
     "fg_a_builder": FgABuilderSpec,
     "pair_counts_builder": PairCountsBuilderSpec,
+    "fg_b_builder": FgBBuilderSpec,
+    "fg_c_builder": FgCBuilderSpec,
+    "machine_inventory_unload": MachineInventoryUnloadSpec,
     "project_parameters": ProjectParameters,
 }
 
@@ -495,6 +501,25 @@ def validate_items(items: list[dict[str, Any]], *, expected_jobs: tuple[str, ...
 # ---------------------------------------------------------------- provisioning
 
 
+def _merged(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def apply_spec_overrides(items: list[dict[str, Any]], overrides: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Deep-merge ``overrides[job]`` into the ``spec`` of the item of that job (maps merge, other values replace)."""
+    jobs = {str(i.get("job_name", "")).split("#", 1)[0] for i in items}
+    unknown = sorted(set(overrides) - jobs)
+    if unknown:
+        raise ProvisioningError(ValidationReport(problems=[f"spec_overrides name unknown job(s) {unknown}"]))
+    return [
+        {**i, "spec": _merged(i["spec"], overrides[job])} if (job := str(i.get("job_name", "")).split("#", 1)[0]) in overrides
+        else i
+        for i in items
+    ]
+
+
 def provision(
     store: ParameterStore,
     lake: Lake,
@@ -506,16 +531,20 @@ def provision(
     org2: str,
     start_date: str | date | None = None,
     templates_dir: str | Path | None = None,
+    spec_overrides: dict[str, dict[str, Any]] | None = None,
 ) -> ProvisioningReport:
     """Render, validate and write one project's items, routing record and port-set reference file.
 
     Raises :class:`ProvisioningError` (writing nothing) when any item is invalid. Writes in an order
     that never exposes a half-provisioned project: reference file, parameter items, and the routing
     record last (routing is what makes the project visible). Re-running replaces the same items.
+    ``spec_overrides`` (job name -> keys) are merged into that job's ``spec`` before validation, so
+    a deployment (or the demo) sets its values through the same checks as the templates.
     """
     rendered = render_templates(
         project_name, bucket, feature_spec_version, org1, org2, start_date, templates_dir=templates_dir
     )
+    rendered = apply_spec_overrides(rendered, spec_overrides or {})
     report = validate_items(rendered)
     if not report.ok:
         raise ProvisioningError(report)
