@@ -27,6 +27,7 @@ from ndr_jobs.synthetic.grid import (
     aligned_start,
     from_epoch,
     mini_batch_id_for_window,
+    to_epoch,
     window_start_epochs,
 )
 from ndr_jobs.synthetic.network import TenantNetwork, build_network, tenant_rng
@@ -175,6 +176,7 @@ def generate_traffic(
     non_traffic_rate: float = 0.003,
     scenarios: Sequence[str] = SCENARIOS,
     progress: Callable[[GenerationProgress], None] | None = None,
+    attacks_from: datetime | None = None,
 ) -> GenerationSummary:
     """Write ``days`` of seeded synthetic PAN-OS TRAFFIC for each ``(org1, org2)`` tenant into ``lake``.
 
@@ -182,8 +184,9 @@ def generate_traffic(
     ``s3://<bucket>/paloalto/<org1>/<org2>/<mini_batch_id>/part-00000.*`` (``fmt``: jsonl,
     parquet or panos_csv), ``s3://<bucket>/synthetic/<org1>/<org2>/ground_truth.csv`` and
     ``s3://<bucket>/dimensions/<org1>/<org2>/machine_inventory.parquet``. ``scale`` multiplies the
-    normal session rates (1.0: about 30k sessions per weekday for 120 hosts). The same arguments
-    write the same bytes.
+    normal session rates (1.0: about 30k sessions per weekday for 120 hosts). ``attacks_from``
+    keeps the injected scenarios after that instant (the demo puts them in the scored month, so
+    the baselines learn from clean history). The same arguments write the same bytes.
     """
     rates = {"late_rate": late_rate, "malformed_rate": malformed_rate, "non_traffic_rate": non_traffic_rate}
     _validate(tenants, days, fmt, rates, scale)
@@ -191,11 +194,19 @@ def generate_traffic(
     range_start = aligned_start(start)
     n_windows = max(1, round(days * 24 * 3600 / SLICE_SECONDS))
     range_end = range_start + n_windows * SLICE_SECONDS
+    attack_start = range_start
+    if attacks_from is not None:  # the first whole window at or after attacks_from
+        attack_start = max(range_start, -(-(to_epoch(attacks_from) - aligned_start(attacks_from)) // SLICE_SECONDS)
+                           * SLICE_SECONDS + aligned_start(attacks_from))
+    if attack_start >= range_end:
+        raise ValueError(f"attacks_from {attacks_from} is not before the end of the generated range")
     options = _Options(bucket, fmt, seed, scale, late_rate, malformed_rate, non_traffic_rate)
     summaries = []
     for org1, org2 in tenants:
         network = build_network(org1, org2, seed=seed, total_hosts=hosts_per_tenant)
-        summaries.append(_generate_tenant(lake, network, options, range_start, range_end, scenarios, progress))
+        summaries.append(
+            _generate_tenant(lake, network, options, range_start, range_end, scenarios, progress, attack_start)
+        )
     return GenerationSummary(
         bucket=bucket,
         fmt=fmt,
@@ -216,6 +227,7 @@ def _generate_tenant(
     range_end: int,
     scenario_names: Sequence[str],
     progress: Callable[[GenerationProgress], None] | None,
+    attack_start: int,
 ) -> TenantSummary:
     org1, org2, seed = network.org1, network.org2, options.seed
     summary = TenantSummary(
@@ -230,7 +242,7 @@ def _generate_tenant(
 
     injected = inject_scenarios(
         network,
-        start=range_start,
+        start=attack_start,
         end=range_end,
         rng=tenant_rng(seed, org1, org2, _STREAM_SCENARIOS),
         names=scenario_names,
