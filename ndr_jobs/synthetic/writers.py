@@ -43,8 +43,15 @@ def ground_truth_uri(bucket: str, org1: str, org2: str) -> str:
     return f"s3://{bucket}/synthetic/{org1}/{org2}/ground_truth.csv"
 
 
+def warehouse_tables_uri(bucket: str) -> str:
+    """The local warehouse's tables: ``<schema>/<table>/`` Parquet folders (``LocalWarehouse.tables_uri``)."""
+    return f"s3://{bucket}/warehouse/"
+
+
 def inventory_uri(bucket: str, org1: str, org2: str) -> str:
-    return f"s3://{bucket}/dimensions/{org1}/{org2}/machine_inventory.parquet"
+    """The tenant's partition of the warehouse table ``dim.machines``, which the seeded
+    ``machine_inventory_unload`` spec reads with the filter ``tenant = '<org1>_<org2>'``."""
+    return f"{warehouse_tables_uri(bucket)}dim/machines/tenant={org1}_{org2}/part-00000.parquet"
 
 
 # ---------------------------------------------------------------- encoders

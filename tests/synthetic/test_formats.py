@@ -146,9 +146,10 @@ def test_inventory_names_vdi_machines_in_the_vdi_cidr_and_lists_inactive_ones(js
 def test_ground_truth_and_inventory_live_at_their_documented_uris(jsonl_run):
     tenant = jsonl_run.summary.tenants[0]
     assert tenant.ground_truth_uri == "s3://ndr-test/synthetic/acme/finance/ground_truth.csv"
-    assert tenant.inventory_uri == "s3://ndr-test/dimensions/acme/finance/machine_inventory.parquet"
+    # The inventory is the tenant's partition of the local warehouse table dim.machines.
+    assert tenant.inventory_uri == "s3://ndr-test/warehouse/dim/machines/tenant=acme_finance/part-00000.parquet"
     assert tenant.raw_prefix == "s3://ndr-test/paloalto/acme/finance/"
-    assert (jsonl_run.root / "ndr-test/dimensions/acme/finance/machine_inventory.parquet").is_file()
+    assert (jsonl_run.root / "ndr-test/warehouse/dim/machines/tenant=acme_finance/part-00000.parquet").is_file()
 
 
 def test_cli_generates_and_prints_a_summary(tmp_path):
