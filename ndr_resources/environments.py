@@ -16,6 +16,7 @@ from ndr_resources.parameter_store.base import ParameterStore
 from ndr_resources.parameter_store.dynamodb import DynamoDBParameterStore
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
 from ndr_resources.spark import SparkResource
+from ndr_resources.warehouse import LocalWarehouse, RedshiftWarehouse
 
 ENVIRONMENTS = ("local", "aws")
 
@@ -58,12 +59,18 @@ def resources_for(env: str) -> dict[str, Any]:
             "parameter_store": SqliteParameterStore(path=str(paths.parameters_db)),
             "lake": LocalLake(root=str(paths.lake_root)),
             "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[2]")),
+            # Dimension tables of the embedded warehouse: <tables_uri>/<schema>/<table>/ in the lake.
+            "warehouse": LocalWarehouse(
+                lake_root=str(paths.lake_root),
+                tables_uri=os.environ.get("NDR_WAREHOUSE_TABLES_URI", "s3://ndr-demo/warehouse/"),
+            ),
         }
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     return {
         "parameter_store": DynamoDBParameterStore(region_name=region),
         "lake": S3Lake(region_name=region),
         "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[*]")),
+        "warehouse": RedshiftWarehouse(),
     }
 
 

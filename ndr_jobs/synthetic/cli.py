@@ -156,5 +156,5 @@ def generate(
         console.print(table)
     console.print(
         f"{summary.total_sessions:,} sessions in {summary.seconds:.1f} s under {lake_root}/{bucket}/paloalto/ ; "
-        f"ground truth under {lake_root}/{bucket}/synthetic/, inventory under {lake_root}/{bucket}/dimensions/"
+        f"ground truth under {lake_root}/{bucket}/synthetic/, inventory under {lake_root}/{bucket}/warehouse/dim/machines/"
     )

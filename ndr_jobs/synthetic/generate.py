@@ -183,7 +183,7 @@ def generate_traffic(
     ``start`` is floored onto the window grid; the range is ``round(days * 96)`` windows. Writes
     ``s3://<bucket>/paloalto/<org1>/<org2>/<mini_batch_id>/part-00000.*`` (``fmt``: jsonl,
     parquet or panos_csv), ``s3://<bucket>/synthetic/<org1>/<org2>/ground_truth.csv`` and
-    ``s3://<bucket>/dimensions/<org1>/<org2>/machine_inventory.parquet``. ``scale`` multiplies the
+    the machine inventory (the local warehouse's ``dim.machines``, see ``writers.inventory_uri``). ``scale`` multiplies the
     normal session rates (1.0: about 30k sessions per weekday for 120 hosts). ``attacks_from``
     keeps the injected scenarios after that instant (the demo puts them in the scored month, so
     the baselines learn from clean history). The same arguments write the same bytes.
