@@ -25,8 +25,8 @@ Spark about a microsecond per value per stage; instead the values travel as sort
 5. Back to wide: per key, the index-sorted list of stat structs; the ``<metric>_<stat>`` columns are
    one ``selectExpr`` (no Python loop issuing a job or a call per metric).
 
-``build_fg_b`` persists the capped host arrays (host and segment tables both read them); call
-``FgBFrames.unpersist()`` once the tables are written.
+``build_fg_b`` persists the host arrays and the caps (the host and segment tables both read them);
+call ``FgBFrames.unpersist()`` (or use the frames as a context manager) once the tables are written.
 
 Scaling note: a segment's pooled array of one metric and time band holds all its host-windows
 (e.g. 1,000 hosts x 2,880 windows = 2.9 M doubles, 23 MB): fine for tenants of this size; far larger
@@ -252,19 +252,30 @@ def anomaly_caps(value_arrays: DataFrame, upper_quantile: float) -> DataFrame:
     return merged.select(*by_metric, F.expr(quantile).alias("cap"))
 
 
-def cap_anomalies(value_arrays: DataFrame, capping: AnomalyCapping) -> DataFrame:
-    """Cap every value at its (window_label, metric) ``capping.upper_quantile`` over all hosts (winsorising).
+def apply_caps(value_arrays: DataFrame, caps: DataFrame) -> DataFrame:
+    """``value_arrays`` with every value capped at its (window_label, metric_idx) ``cap`` (a broadcast join).
 
-    One aggregation for the caps (``anomaly_caps``) and one broadcast join; arrays stay sorted.
-    Disabled capping, or a quantile of 1 (the maximum), returns the input unchanged.
+    ``least`` keeps the arrays sorted; a null cap (a metric without values) caps nothing.
     """
-    if not capping.enabled or capping.upper_quantile >= 1.0:
-        return value_arrays
-    caps = anomaly_caps(value_arrays, capping.upper_quantile)
     others = [c for c in value_arrays.columns if c != "values"]
     return value_arrays.join(F.broadcast(caps), ["window_label", _METRIC_IDX]).select(
         *others, F.expr("transform(values, x -> least(x, cap))").alias("values")
     )
+
+
+def cap_anomalies(value_arrays: DataFrame, capping: AnomalyCapping) -> DataFrame:
+    """Cap every value at its (window_label, metric) ``capping.upper_quantile`` over all hosts (winsorising).
+
+    ``anomaly_caps`` (one small aggregation) then ``apply_caps`` (one broadcast join). Disabled
+    capping, or a quantile of 1 (the maximum), returns the input unchanged.
+    """
+    if not _capping_on(capping):
+        return value_arrays
+    return apply_caps(value_arrays, anomaly_caps(value_arrays, capping.upper_quantile))
+
+
+def _capping_on(capping: AnomalyCapping) -> bool:
+    return capping.enabled and capping.upper_quantile < 1.0
 
 
 # ---------------------------------------------------------------- statistics
@@ -459,7 +470,7 @@ class FgBFrames:
         return {k: int(v) for k, v in {**rows.asDict(), **meta.asDict()}.items()}
 
     def unpersist(self) -> None:
-        """Release the cached value arrays once the tables are written."""
+        """Release the cached value arrays and caps once the tables are written."""
         for df in self._persisted:
             df.unpersist()
         self._persisted.clear()
@@ -484,9 +495,14 @@ def build_fg_b(
     days, gap_days = spec.days_of(horizon), spec.safety_gaps.get(horizon, 0)
     bounds = horizon_bounds(baseline_end, days, gap_days)
     rows = fg_a.where(in_horizon(F.col("window_end_ts"), bounds))
-    value_arrays = cap_anomalies(host_value_arrays(rows, metrics), spec.anomaly_capping)
-    # Host and segment tables both read the capped arrays: compute them once.
-    value_arrays = value_arrays.persist(StorageLevel.MEMORY_AND_DISK)
+    # The caps, the host and the segment tables all read the arrays: compute them once. The capped
+    # arrays stay a lazy transform of the cached ones (cheaper than a second cache of the same size).
+    value_arrays = host_value_arrays(rows, metrics).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted = [value_arrays]
+    if _capping_on(spec.anomaly_capping):
+        caps = anomaly_caps(value_arrays, spec.anomaly_capping.upper_quantile).persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(caps)
+        value_arrays = apply_caps(value_arrays, caps)
     segments = host_segments(rows, spec.segment_mapping)
     host = host_baselines(value_arrays, segments, metrics, bounds)
     segment = segment_baselines(value_arrays, segments, metrics, bounds)
@@ -497,4 +513,4 @@ def build_fg_b(
         support_min=spec.support_min_of(horizon),
         non_persistent_prefixes=spec.non_persistent_machine_prefixes,
     )
-    return FgBFrames(host, segment, metadata, metrics, required, horizon, days, gap_days, bounds, rows, [value_arrays])
+    return FgBFrames(host, segment, metadata, metrics, required, horizon, days, gap_days, bounds, rows, persisted)
