@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ndr_resources.errors import NdrError
 
+from ndr_jobs.catalog_cli import catalog_app
 from ndr_jobs.synthetic.cli import generate
 from seeds.cli import seed_app
 
@@ -46,18 +47,19 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 app.add_typer(seed_app, name="seed", help="Provision and inspect the parameter and routing tables.")
 app.command("generate", help="Generate synthetic PAN-OS TRAFFIC mini-batches into the lake.")(generate)
+app.add_typer(catalog_app, name="catalog", help="The feature catalog: counts per group, Markdown and Parquet.")
 
 
 @app.command()
 @friendly_errors
 def demo(
     home: Path = typer.Option(Path(".ndr"), help="Where the embedded store, lake and Dagster instance live."),
-    days: float = typer.Option(2.0, help="Days of synthetic traffic per tenant."),
-    start: str = typer.Option("2026-01-05", help="First day of traffic and of the projects (UTC, ISO date)."),
+    days: float = typer.Option(5.0, help="Days of synthetic traffic per tenant (must cross the first month boundary)."),
+    start: str = typer.Option("2026-03-28", help="First day of traffic and of the projects (UTC, ISO date)."),
     seed: int = typer.Option(7, help="Random seed of the generator."),
     fresh: bool = typer.Option(True, help="Start from an empty lake, store and instance."),
 ) -> None:
-    """Provision two tenants, generate their traffic, backfill delta/pair_counts/FG-A, print a summary."""
+    """Provision two tenants, generate traffic, run the 15-minute graph, the month's baselines and FG-C; summarize."""
     from ndr_jobs.demo import run_demo
 
     run_demo(home=home, days=days, start=datetime.fromisoformat(start), seed=seed, fresh=fresh)
@@ -67,17 +69,18 @@ def demo(
 @friendly_errors
 def backfill(
     project: str = typer.Option(..., help="Project name, e.g. ndr-acme-finance."),
-    start: str = typer.Option(..., help="First window start, e.g. 2026-01-05-00:08 (or a date)."),
-    end: str = typer.Option(..., help="Last window start (inclusive), e.g. 2026-01-05-23:53 (or a date)."),
+    start: str = typer.Option(..., help="First partition: a window start such as 2026-01-05-00:08, a date, or a month (baselines)."),
+    end: str = typer.Option(..., help="Last partition (inclusive), same forms as --start."),
+    kind: str = typer.Option("traffic", help="traffic (delta, pair_counts, fg_a), fg_c, or baselines (inventory + FG-B, months)."),
     home: Path = typer.Option(Path(".ndr"), help="NDR_HOME of the embedded defaults."),
 ) -> None:
-    """Materialize a project's 15-minute assets for a window range as one run."""
+    """Materialize one of a project's jobs for a partition range as one run."""
     from ndr_jobs.demo import backfill_project, use_home
 
     use_home(home)
-    outcome = backfill_project(project, start, end).raise_on_failure()
+    outcome = backfill_project(project, start, end, kind=kind).raise_on_failure()
     Console().print(
-        f"{outcome.project}: {outcome.windows} window(s) {outcome.first_window} .. {outcome.last_window} "
+        f"{outcome.project}: {outcome.windows} partition(s) {outcome.first_window} .. {outcome.last_window} "
         f"materialized in {outcome.seconds:.0f} s; failed checks: {', '.join(outcome.checks_failed) or 'none'}"
     )
 

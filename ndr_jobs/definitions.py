@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ndr_assets.baselines.assets import build_baseline_assets, fg_b_asset_keys
+from ndr_assets.correlation.assets import build_correlation_assets
 from ndr_assets.traffic.assets import build_traffic_assets
-from ndr_jobs.jobs import traffic_jobs
+from ndr_jobs.jobs import project_jobs
 from ndr_resources.environments import current_environment, resources_for
-from ndr_resources.projects import load_project_configs
+from ndr_resources.projects import ProjectConfig, load_project_configs
+
+
+def project_assets(project: ProjectConfig) -> list[dg.AssetsDefinition]:
+    """One project's graph: 15-minute traffic features, monthly inventory and FG-B, FG-C."""
+    traffic = {asset.key.path[-1]: asset for asset in build_traffic_assets(project=project)}
+    fg_a_key, pair_counts_key = traffic["fg_a"].key, traffic["pair_counts"].key
+    baselines = build_baseline_assets(project=project, fg_a_key=fg_a_key, pair_counts_key=pair_counts_key)
+    correlation = build_correlation_assets(
+        project=project, fg_a_key=fg_a_key, pair_counts_key=pair_counts_key,
+        fg_b_keys=fg_b_asset_keys(project.project_name),
+    )
+    return [*traffic.values(), *baselines, *correlation]
 
 
 def build_definitions() -> dg.Definitions:
@@ -15,8 +29,8 @@ def build_definitions() -> dg.Definitions:
     env = current_environment()
     resources = resources_for(env)
     projects = load_project_configs(resources["parameter_store"])
-    assets = [asset for project in projects for asset in build_traffic_assets(project=project)]
-    return dg.Definitions(assets=assets, jobs=traffic_jobs(projects), resources=resources)
+    assets = [asset for project in projects for asset in project_assets(project)]
+    return dg.Definitions(assets=assets, jobs=project_jobs(projects), resources=resources)
 
 
 defs = build_definitions()

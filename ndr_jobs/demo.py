@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT
+from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, first_baseline_month
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
+from ndr_jobs.jobs import baselines_job_name, correlation_job_name, traffic_job_name
 from ndr_resources.environments import LocalPaths, current_environment, parameter_store_for
 from ndr_resources.errors import NdrError
 from ndr_resources.projects import load_project_configs
@@ -83,6 +84,26 @@ def _window_key(value: str, *, last: bool) -> str:
         return edge.strftime(FIFTEEN_MINUTE_KEY_FORMAT)
 
 
+def _month_key(value: str, *, last: bool) -> str:
+    """Accepts ``YYYY-MM``, ``YYYY-MM-01`` or any ISO date (its month)."""
+    try:
+        parsed = datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise NdrError(f"not a month (YYYY-MM) or an ISO date: {value!r}") from None
+    return parsed.strftime("%Y-%m-01")
+
+
+# What `backfill_project` can run: the job of each kind and how its range boundaries are written.
+RANGE_KINDS = {
+    "traffic": (traffic_job_name, _window_key),
+    "fg_c": (correlation_job_name, _window_key),
+    "baselines": (baselines_job_name, _month_key),
+}
+
+
 def backfill_project(
     project: str,
     start: str,
@@ -90,23 +111,31 @@ def backfill_project(
     *,
     instance: dg.DagsterInstance | None = None,
     asset_selection: Sequence[str] | None = None,
+    kind: str = "traffic",
+    run_config: dict | None = None,
 ) -> BackfillOutcome:
-    """One run that materializes the project's 15-minute assets for every window in [start, end].
+    """One run that materializes one of the project's jobs for every partition in [start, end].
 
-    ``asset_selection`` (asset names such as ``"delta"``) limits the run to those assets; all of
-    the project's assets by default.
+    ``kind``: ``traffic`` (delta, pair_counts, FG-A; 15-minute windows), ``fg_c`` (15-minute
+    windows from the first baseline month) or ``baselines`` (machine inventory and FG-B; months).
+    ``asset_selection`` (asset names such as ``"delta"``) limits the run to those assets.
     """
     from ndr_jobs.definitions import build_definitions
-    from ndr_jobs.jobs import traffic_job_name
 
+    if kind not in RANGE_KINDS:
+        raise NdrError(f"unknown backfill kind {kind!r}; known: {sorted(RANGE_KINDS)}")
     store = parameter_store_for(current_environment())
     routed = sorted(config.project_name for config in load_project_configs(store))
     if project not in routed:
         raise NdrError(f"project '{project}' has no enabled routing record in the parameter store; routed: {routed}")
+    job_name, key_of = RANGE_KINDS[kind]
     defs = build_definitions()
-    job = defs.resolve_job_def(traffic_job_name(project))
-    first, last = _window_key(start, last=False), _window_key(end, last=True)
-    windows = len(job.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(first, last)))
+    job = defs.resolve_job_def(job_name(project))
+    first, last = key_of(start, last=False), key_of(end, last=True)
+    try:
+        windows = len(job.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(first, last)))
+    except Exception as exc:  # dagster names the key that does not exist
+        raise NdrError(f"{project}: {kind} has no partition range {first}..{last}: {exc}") from None
     began = time.monotonic()
     own_instance = instance is None
     instance = instance or dg.DagsterInstance.get()
@@ -114,7 +143,7 @@ def backfill_project(
         result = job.execute_in_process(
             instance=instance,
             tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
-            run_config=QUIET_LOGS,
+            run_config={**QUIET_LOGS, **(run_config or {})},
             raise_on_error=False,
             asset_selection=[dg.AssetKey([project, name]) for name in asset_selection] if asset_selection else None,
         )
@@ -138,13 +167,42 @@ def backfill_project(
         error = failures[-1].message if failures else "see the run's logs"
         step_errors = [e.step_failure_data.error for e in failures if e.is_step_failure and e.step_failure_data.error]
         if step_errors:
-            error = step_errors[0].message.strip()
+            error = _root_cause(step_errors[0])
     return BackfillOutcome(
         project, first, last, windows, time.monotonic() - began, materializations, failed_checks, error, result.run_id
     )
 
 
-def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool) -> list[BackfillOutcome]:
+def _root_cause(error) -> str:
+    """The innermost message of a step error: Dagster wraps ours in "Error occurred while executing op"."""
+    while error.cause is not None and "Error occurred while executing" in error.message:
+        error = error.cause
+    return error.message.strip()
+
+
+def demo_spec_overrides(start: datetime) -> dict[str, dict]:
+    """Spec values that fit the baselines to the demo's history (no code branch knows about the demo).
+
+    The demo generates the last few days before a month boundary, so FG-B's 30d horizon is cut to
+    those days and 7d to half of them (``fg_b_builder.horizon_days``); a real deployment keeps 7 and 30.
+    """
+    history_days = (first_baseline_month(start) - start).days
+    return {
+        "fg_b_builder": {
+            "horizon_days": {"7d": min(7, max(1, history_days // 2)), "30d": min(30, history_days)},
+        }
+    }
+
+
+@dataclass
+class DemoOutcome:
+    traffic: list[BackfillOutcome]
+    baselines: list[BackfillOutcome]
+    correlation: list[BackfillOutcome]
+
+
+def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool) -> DemoOutcome:
+    """Provision, generate, then per project: the 15-minute graph, the month's baselines, FG-C."""
     from ndr_jobs.synthetic.generate import generate_traffic
     from ndr_resources.lake import LocalLake
     from ndr_resources.parameter_store.sqlite import SqliteParameterStore
@@ -157,78 +215,120 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
     # The project's partitions start at the first window touching its start date (the 23:53 window of
     # the day before); generation and the backfill start there too, so FG-A has no hole to refuse.
     start = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    end = start + timedelta(days=days)
+    month = first_baseline_month(start)
+    if end <= month + timedelta(minutes=2 * SLICE_MINUTES):
+        raise NdrError(
+            f"the demo needs traffic past the first month boundary ({month:%Y-%m-%d}) to score FG-C windows: "
+            f"start {start:%Y-%m-%d} + {days:g} day(s) ends {end:%Y-%m-%d %H:%M}"
+        )
+    overrides = demo_spec_overrides(start)
     lake = LocalLake(root=str(paths.lake_root))
     store = SqliteParameterStore(path=str(paths.parameters_db))
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    outcome = DemoOutcome([], [], [])
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("Provisioning the parameter store", total=len(DEMO_TENANTS))
         for org1, org2 in DEMO_TENANTS:
             provision(
                 store, lake, project_name=project_name_for(org1, org2), bucket=DEMO_BUCKET,
                 feature_spec_version=FEATURE_SPEC_VERSION, org1=org1, org2=org2, start_date=start.date().isoformat(),
+                spec_overrides=overrides,
             )
             progress.advance(task)
         task = progress.add_task(f"Generating {days:g} day(s) of traffic for {len(DEMO_TENANTS)} tenants", total=None)
         generation = generate_traffic(
-            lake, bucket=DEMO_BUCKET, tenants=list(DEMO_TENANTS), start=start, days=days, seed=seed, fmt="jsonl"
+            lake, bucket=DEMO_BUCKET, tenants=list(DEMO_TENANTS), start=start, days=days, seed=seed, fmt="jsonl",
+            attacks_from=month,
         )
         progress.update(task, total=1, completed=1)
-        outcomes = []
-        end = start + timedelta(days=days)
         first = floor_to_window_start(start).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
-        last = (floor_to_window_start(end - timedelta(seconds=1))).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
+        last_start = floor_to_window_start(end - timedelta(seconds=1))
+        last = last_start.strftime(FIFTEEN_MINUTE_KEY_FORMAT)
+        first_scored = floor_to_window_start(month + timedelta(minutes=SLICE_MINUTES)).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
+        months = (f"{month:%Y-%m}", f"{last_start:%Y-%m}")
+        stages = (
+            ("traffic", "delta, pair_counts, fg_a", first, last, outcome.traffic),
+            ("baselines", "machine_inventory, FG-B", *months, outcome.baselines),
+            ("fg_c", "FG-C", first_scored, last, outcome.correlation),
+        )
         instance = dg.DagsterInstance.get()
         try:
-            for org1, org2 in DEMO_TENANTS:
-                project = project_name_for(org1, org2)
-                task = progress.add_task(f"Backfilling {project}: delta, pair_counts, fg_a ({first} .. {last})", total=None)
-                outcomes.append(backfill_project(project, first, last, instance=instance).raise_on_failure())
-                progress.update(task, total=1, completed=1)
+            for kind, what, range_start, range_end, results in stages:
+                for org1, org2 in DEMO_TENANTS:
+                    project = project_name_for(org1, org2)
+                    task = progress.add_task(f"{project}: {what} ({range_start} .. {range_end})", total=None)
+                    results.append(
+                        backfill_project(project, range_start, range_end, instance=instance, kind=kind).raise_on_failure()
+                    )
+                    progress.update(task, total=1, completed=1)
         finally:
             instance.dispose()
-    _print_summary(outcomes, generation, paths, time.monotonic() - began)
+    _print_summary(outcome, generation, paths, time.monotonic() - began, overrides)
     _print_findings(store, lake, start, end)
-    return outcomes
+    return outcome
 
 
 def _print_findings(store, lake, start: datetime, end: datetime) -> None:
-    """Per injected scenario: how high the scenario host ranks on the feature that should reveal it."""
+    """Per injected scenario: how high the scenario host ranks on the FG-A and FG-C features meant to reveal it."""
+    from ndr_assets.transforms.fg_c import resolve_fg_c_lists
     from ndr_assets.transforms.windows import window_starts
-    from ndr_jobs.findings import scenario_findings
+    from ndr_jobs.findings import REVEALING_FG_C_FEATURE, scenario_findings
     from ndr_jobs.synthetic.writers import ground_truth_uri
     from ndr_resources.spark import build_spark_session
-    from ndr_resources.specs import FgABuilderSpec
+    from ndr_resources.specs import FgABuilderSpec, FgCBuilderSpec
 
-    table = Table(title="What FG-A shows about the injected attacks (before any model)")
-    for column in ("project", "scenario", "host", "windows", "feature", "best value", "percentile of host-windows"):
+    scored = window_starts(floor_to_window_start(first_baseline_month(start) + timedelta(minutes=SLICE_MINUTES)), end)
+    table = Table(title="What the features show about the injected attacks (scored month, before any model)")
+    for column in ("project", "scenario", "host", "windows", "FG-A feature", "pct", "FG-C feature", "pct"):
         table.add_column(column)
     spark = build_spark_session()
-    windows = window_starts(floor_to_window_start(start), end)
     for org1, org2 in DEMO_TENANTS:
         project = project_name_for(org1, org2)
-        spec = store.load_typed_spec(FgABuilderSpec, project, "fg_a_builder", FEATURE_SPEC_VERSION)
-        findings = scenario_findings(
-            spark, lake, fg_a_uri=spec.fg_a_output.s3_prefix, ground_truth_uri=ground_truth_uri(DEMO_BUCKET, org1, org2),
-            window_starts=windows,
+        fg_a_spec = store.load_typed_spec(FgABuilderSpec, project, "fg_a_builder", FEATURE_SPEC_VERSION)
+        fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", FEATURE_SPEC_VERSION)
+        truth = ground_truth_uri(DEMO_BUCKET, org1, org2)
+        fg_a = scenario_findings(spark, lake, fg_a_uri=fg_a_spec.fg_a_output.s3_prefix, ground_truth_uri=truth,
+                                 window_starts=scored)
+        fg_c = scenario_findings(
+            spark, lake, fg_a_uri=fg_c_spec.fg_c_output.s3_prefix, ground_truth_uri=truth, window_starts=scored,
+            revealing=REVEALING_FG_C_FEATURE, schema=resolve_fg_c_lists(fg_c_spec).schema(),
         )
-        by_scenario: dict[tuple[str, str], list] = {}
-        for finding in findings:
-            by_scenario.setdefault((finding.scenario, finding.host_ip), []).append(finding)
-        for (scenario, host), group in sorted(by_scenario.items()):
-            best = max(group, key=lambda f: -1 if f.percentile is None else f.percentile)
-            table.add_row(
-                project, scenario, host, str(len(group)), best.feature,
-                "-" if best.value is None else f"{best.value:g}",
-                "-" if best.percentile is None else f"{100 * best.percentile:.1f}%",
-            )
+        for (scenario, host), group in sorted(_by_scenario(fg_a).items()):
+            best_a = _best(group)
+            best_c = _best(_by_scenario(fg_c).get((scenario, host), group))
+            table.add_row(project, scenario, host, str(len(group)), best_a.feature, _pct(best_a),
+                          best_c.feature if best_c in fg_c else "-", _pct(best_c) if best_c in fg_c else "-")
     console.print(table)
 
 
-def _print_summary(outcomes: list[BackfillOutcome], generation, paths: LocalPaths, seconds: float) -> None:
-    table = Table(title="NDR demo: what was materialized")
-    for column in ("project", "windows", "raw rows", "quarantined", "delta rows", "pair rows", "FG-A rows", "run s", "failed checks"):
-        table.add_column(column, justify="right" if column not in ("project", "failed checks") else "left")
-    for o in outcomes:
+def _by_scenario(findings: list) -> dict[tuple[str, str], list]:
+    grouped: dict[tuple[str, str], list] = {}
+    for finding in findings:
+        grouped.setdefault((finding.scenario, finding.host_ip), []).append(finding)
+    return grouped
+
+
+def _best(group: list):
+    return max(group, key=lambda f: -1 if f.percentile is None else f.percentile)
+
+
+def _pct(finding) -> str:
+    return "-" if finding.percentile is None else f"{100 * finding.percentile:.1f}%"
+
+
+def _table(title: str, columns: Sequence[str], left: Sequence[str] = ("project", "failed checks")) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column in left else "right")
+    return table
+
+
+def _print_summary(outcome: DemoOutcome, generation, paths: LocalPaths, seconds: float, overrides: dict) -> None:
+    table = _table("NDR demo: the 15-minute graph",
+                   ("project", "windows", "raw rows", "quarantined", "delta rows", "pair rows", "FG-A rows", "run s",
+                    "failed checks"))
+    for o in outcome.traffic:
         delta, pairs, fg_a = (o.materializations.get(k, {}) for k in ("delta", "pair_counts", "fg_a"))
         table.add_row(
             o.project, str(o.windows), str(delta.get("rows_in", "-")), str(delta.get("rows_quarantined", "-")),
@@ -236,10 +336,43 @@ def _print_summary(outcomes: list[BackfillOutcome], generation, paths: LocalPath
             f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
         )
     console.print(table)
-    for o in outcomes:
+    for o in outcome.traffic:
         counters = o.materializations.get("delta", {}).get("dq_counters", {})
         shown = {k: v for k, v in sorted(counters.items()) if v}
         console.print(f"[bold]{o.project}[/] reader and DQ counters over the whole run: {shown}")
+
+    table = _table("Monthly baselines (FG-B, month of use; built from the month before)",
+                   ("project", "month", "horizons", "new machines", "host rows", "segment rows", "host-labels",
+                    "cold-start", "non-persistent", "pair rarity rows", "run s", "failed checks"))
+    for o in outcome.baselines:
+        inventory, host, meta, rarity = (
+            o.materializations.get(k, {}) for k in ("machine_inventory", "fg_b_host", "fg_b_ip_metadata", "pair_rarity")
+        )
+        per_horizon = host.get("per_horizon") or []
+        table.add_row(
+            o.project, str(host.get("months", "-")), str(host.get("horizons", "-")), str(inventory.get("rows_out", "-")),
+            str(host.get("rows_out", "-")), str(o.materializations.get("fg_b_segment", {}).get("rows_out", "-")),
+            str(sum(h.get("host_labels", 0) for h in per_horizon)), str(meta.get("cold_start_host_labels", "-")),
+            str(meta.get("non_persistent_host_labels", "-")),
+            str(rarity.get("rows_out_host", 0) + rarity.get("rows_out_segment", 0)),
+            f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
+        )
+    console.print(table)
+    console.print(f"Demo spec values (set through provisioning, see fg_b_builder.horizon_days): {overrides}")
+
+    table = _table("FG-C: which baseline each host-window used, and what was imputed",
+                   ("project", "windows", "FG-C rows", "columns", "host baseline", "segment (cold start)",
+                    "segment (no history)", "pairs", "pairs from segment", "pairs zero-filled", "run s", "failed checks"))
+    for o in outcome.correlation:
+        fg_c = o.materializations.get("fg_c", {})
+        imputation = fg_c.get("imputation") or {}
+        table.add_row(
+            o.project, str(o.windows), str(fg_c.get("rows_out", "-")), str(fg_c.get("columns", "-")),
+            *(str(imputation.get(k, "-")) for k in ("host_baseline", "segment_cold_start", "segment_no_history", "pairs")),
+            str(imputation.get("pairs_segment_imputed", 0) + imputation.get("pairs_segment_cold_start", 0)),
+            str(imputation.get("pairs_zero_filled", "-")), f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
+        )
+    console.print(table)
     from ndr_jobs.synthetic.cli import summary_tables
 
     for generated in summary_tables(generation):

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 from pyspark.sql.window import Window
 
 from ndr_assets.traffic.datasets import window_partitions
 from ndr_assets.transforms.schemas import fg_a_schema
+from ndr_assets.transforms.windows import SLICE_MINUTES
 from ndr_resources.lake import Lake
 
 # The FG-A feature each scenario should stand out on.
@@ -24,6 +27,13 @@ REVEALING_FEATURE = {
     "bulk_exfiltration": "bytes_src_sum_w_15m",
     "internal_port_scan": "peer_ip_nunique_w_15m",
     "rare_external_pairs": "new_pair_cnt_lookback30d_w_15m",
+}
+# The FG-C feature (host compared with its own or its segment's baseline) for each scenario.
+REVEALING_FG_C_FEATURE = {
+    "c2_beaconing": "beacon_suspicion_score",
+    "bulk_exfiltration": "exfiltration_suspicion_score",
+    "internal_port_scan": "z_mad_peer_ip_nunique_w_15m",
+    "rare_external_pairs": "rare_pair_session_share",
 }
 
 
@@ -38,28 +48,41 @@ class Finding:
 
 
 def scenario_findings(
-    spark: SparkSession, lake: Lake, *, fg_a_uri: str, ground_truth_uri: str, window_starts: list
+    spark: SparkSession,
+    lake: Lake,
+    *,
+    fg_a_uri: str,
+    ground_truth_uri: str,
+    window_starts: list,
+    revealing: dict[str, str] = REVEALING_FEATURE,
+    schema: StructType | None = None,
 ) -> list[Finding]:
-    """One finding per ground-truth row (host, window, scenario); None where FG-A has no row."""
+    """One finding per ground-truth row (host, window, scenario) inside ``window_starts``.
+
+    ``fg_a_uri``/``schema``/``revealing`` name the feature dataset (FG-A by default, FG-C with its
+    contract); the value is None where the dataset has no row for the scenario's host-window.
+    """
     truth_text = lake.read_bytes(ground_truth_uri).decode("utf-8")
     truth = spark.createDataFrame(
         [line.split(",") for line in io.StringIO(truth_text).read().splitlines()[1:] if line],
         "org1 string, org2 string, host_ip string, window_start string, scenario string",
     ).withColumn("window_end_ts", F.to_timestamp("window_start") + F.expr("INTERVAL 15 MINUTES"))
-    features, _ = lake.read_partitions(spark, fg_a_uri, window_partitions(window_starts), fg_a_schema())
+    features, _ = lake.read_partitions(spark, fg_a_uri, window_partitions(window_starts), schema or fg_a_schema())
+    ends = [start + timedelta(minutes=SLICE_MINUTES) for start in window_starts]
+    truth = truth.where(F.col("window_end_ts").isin(ends))
     ranked = features.select(
         "host_ip",
         "window_end_ts",
         *[
             F.percent_rank().over(Window.orderBy(feature)).alias(f"{feature}__pct")
-            for feature in sorted(set(REVEALING_FEATURE.values()))
+            for feature in sorted(set(revealing.values()))
         ],
-        *sorted(set(REVEALING_FEATURE.values())),
+        *sorted(set(revealing.values())),
     )
     rows = truth.join(ranked, ["host_ip", "window_end_ts"], "left").orderBy("scenario", "window_start").take(500)
     findings = []
     for row in rows:
-        feature = REVEALING_FEATURE.get(row["scenario"])
+        feature = revealing.get(row["scenario"])
         if feature is None:
             continue
         findings.append(

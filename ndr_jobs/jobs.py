@@ -1,4 +1,9 @@
-"""Asset jobs: one 15-minute job per project (delta, pair counts, FG-A)."""
+"""Asset jobs per project: the 15-minute traffic features, FG-C, and the monthly baselines.
+
+A job's assets must share one partitions definition, so a project has three jobs: its 15-minute
+traffic assets (from the project's start), FG-C (from the first baseline month) and the monthly
+inventory + FG-B.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,43 @@ import dagster as dg
 from ndr_assets.traffic.assets import group_name_for
 from ndr_resources.projects import ProjectConfig
 
+TRAFFIC_ASSETS = ("delta", "pair_counts", "fg_a")
+CORRELATION_ASSETS = ("fg_c",)
+BASELINE_ASSETS = ("machine_inventory", "fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity")
+
 
 def traffic_job_name(project_name: str) -> str:
     return f"{group_name_for(project_name)}__traffic_15m"
 
 
-def traffic_jobs(projects: list[ProjectConfig]) -> list[dg.UnresolvedAssetJobDefinition]:
-    return [
-        dg.define_asset_job(
-            traffic_job_name(project.project_name),
-            selection=dg.AssetSelection.groups(group_name_for(project.project_name)),
-            description=f"Delta, pair counts and FG-A of project {project.project_name} for a window range.",
-        )
-        for project in projects
-    ]
+def correlation_job_name(project_name: str) -> str:
+    return f"{group_name_for(project_name)}__fg_c_15m"
+
+
+def baselines_job_name(project_name: str) -> str:
+    return f"{group_name_for(project_name)}__baselines_monthly"
+
+
+def _selection(project: ProjectConfig, names: tuple[str, ...]) -> dg.AssetSelection:
+    return dg.AssetSelection.assets(*[dg.AssetKey([project.project_name, name]) for name in names])
+
+
+def project_jobs(projects: list[ProjectConfig]) -> list[dg.UnresolvedAssetJobDefinition]:
+    jobs = []
+    for project in projects:
+        name = project.project_name
+        jobs += [
+            dg.define_asset_job(
+                traffic_job_name(name), selection=_selection(project, TRAFFIC_ASSETS),
+                description=f"Delta, pair counts and FG-A of project {name} for a window range.",
+            ),
+            dg.define_asset_job(
+                correlation_job_name(name), selection=_selection(project, CORRELATION_ASSETS),
+                description=f"FG-C of project {name} for a window range (needs FG-B of the windows' months).",
+            ),
+            dg.define_asset_job(
+                baselines_job_name(name), selection=_selection(project, BASELINE_ASSETS),
+                description=f"Machine inventory and FG-B baselines of project {name} for a month range.",
+            ),
+        ]
+    return jobs

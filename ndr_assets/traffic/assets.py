@@ -14,6 +14,7 @@ import dagster as dg
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from ndr_assets.contracts import dataset_contract, enforce_contract
 from ndr_assets.partitions import fifteen_minute_partitions, trailing_24h_mapping
 from ndr_assets.traffic import checks
 from ndr_assets.traffic.datasets import (
@@ -21,7 +22,9 @@ from ndr_assets.traffic.datasets import (
     delta_peer_slices_uri,
     markdown_preview,
     quarantine_uri,
+    read_required_windows,
     window_partitions,
+    with_partitions_of_window_end,
     with_window_partition_columns,
 )
 from ndr_assets.traffic.raw_input import (
@@ -101,7 +104,8 @@ def _delta_frames(clean, spec: DeltaBuilderSpec, port_sets: PortSets, item: str)
         frames = build_delta(clean, spec, port_sets)
     except ValueError as exc:
         raise SpecError(spec.project_name, item, "operators", str(exc)) from None
-    return frames.host_slices.persist(StorageLevel.MEMORY_AND_DISK), frames.peer_slices
+    host_slices = enforce_contract(frames.host_slices, "delta_host_slices")
+    return host_slices.persist(StorageLevel.MEMORY_AND_DISK), enforce_contract(frames.peer_slices, "delta_peer_slices")
 
 
 def _build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: list[str]) -> dg.AssetsDefinition:
@@ -187,7 +191,7 @@ def _build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: li
                 "preview": dg.MetadataValue.md(preview),
             },
             check_results=[
-                checks.schema_check(schema, DELTA_HOST_SLICE_SCHEMA, "delta/host_slices"),
+                checks.schema_check(schema, dataset_contract("delta_host_slices"), "delta/host_slices"),
                 checks.keys_unique_check(duplicates, DELTA_KEYS, "delta/host_slices"),
                 checks.row_count_check(
                     rows_out <= 2 * (rows_in - rows_rejected) and (rows_out > 0 or rows_in == rows_rejected),
@@ -232,10 +236,8 @@ def _build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_pref
                 # timestamps go to quarantine, as in delta, before the spec's filters apply.
                 valid = apply_dq(read.traffic, PAIR_COUNTS_DQ)
                 result = build_pair_counts(with_arrival_window(valid.clean), spec.filters)
-                pairs = result.pair_counts.persist(StorageLevel.MEMORY_AND_DISK)
-                rows = lake.publish_partitions(
-                    with_window_partition_columns(pairs, "window_start").drop("window_start"), output, partitions
-                )
+                pairs = enforce_contract(result.pair_counts, "pair_counts").persist(StorageLevel.MEMORY_AND_DISK)
+                rows = lake.publish_partitions(with_partitions_of_window_end(pairs, "event_ts"), output, partitions)
                 quarantined = lake.publish_partitions(
                     with_window_partition_columns(
                         to_quarantine(read.rejects.unionByName(valid.rejects), arrival_window_col()), "window_start"
@@ -265,7 +267,7 @@ def _build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_pref
                 "preview": dg.MetadataValue.md(preview),
             },
             check_results=[
-                checks.schema_check(schema, PAIR_COUNTS_SCHEMA, "pair_counts"),
+                checks.schema_check(schema, dataset_contract("pair_counts"), "pair_counts"),
                 checks.keys_unique_check(duplicates, PAIR_COUNT_KEYS, "pair_counts"),
                 checks.row_count_check(
                     sessions_in_pairs == sessions_kept, sessions_in_pairs=sessions_in_pairs, sessions_kept=sessions_kept
@@ -302,28 +304,18 @@ def _build_fg_a_asset(
         trailing = window_partitions(window_starts(trailing_start, starts[-1] + timedelta(minutes=SLICE_MINUTES)))
         host_uri = delta_host_slices_uri(spec.delta_input.s3_prefix)
         peer_uri = delta_peer_slices_uri(spec.delta_input.s3_prefix)
-        host_slices, missing = lake.read_partitions(session, host_uri, trailing, DELTA_HOST_SLICE_SCHEMA)
-        if missing:
-            raise dg.Failure(
-                description=(
-                    f"{project.project_name}: fg_a needs delta for {len(missing)} window(s) that are not published, "
-                    f"e.g. {[m.label() for m in missing[:5]]}; materialize delta for them first."
-                ),
-                metadata={"missing_delta_windows": len(missing)},
-            )
+        host_slices = read_required_windows(session, lake, host_uri, trailing, DELTA_HOST_SLICE_SCHEMA,
+                                            needed_by=f"{project.project_name}: fg_a", dataset="delta")
         peer_slices, _ = lake.read_partitions(session, peer_uri, trailing, DELTA_PEER_SLICE_SCHEMA)
         lookback_start = max(project_start, starts[0] - timedelta(days=spec.lookback30d.days))
         lookback_parts = window_partitions(window_starts(lookback_start, starts[0]))
         lookback, lookback_missing = lake.read_partitions(session, peer_uri, lookback_parts, DELTA_PEER_SLICE_SCHEMA)
-        features = build_fg_a(host_slices, peer_slices, lookback, starts, spec).persist(StorageLevel.MEMORY_AND_DISK)
-        output = spec.fg_a_output.s3_prefix
-        window_start_of_row = features.withColumn(
-            "_window_start", features["window_end_ts"] - F.expr(f"INTERVAL {SLICE_MINUTES} MINUTES")
+        features = enforce_contract(build_fg_a(host_slices, peer_slices, lookback, starts, spec), "fg_a").persist(
+            StorageLevel.MEMORY_AND_DISK
         )
+        output = spec.fg_a_output.s3_prefix
         rows = lake.publish_partitions(
-            with_window_partition_columns(window_start_of_row, "_window_start").drop("_window_start"),
-            output,
-            window_partitions(starts),
+            with_partitions_of_window_end(features, "window_end_ts"), output, window_partitions(starts)
         )
         duplicates = checks.duplicate_key_count(features, FG_A_KEYS)
         active = host_slices.where(host_slices["slice_start"] >= starts[0]).select("host_ip", "slice_start").distinct().count()
@@ -345,7 +337,7 @@ def _build_fg_a_asset(
                 "preview": dg.MetadataValue.md(preview),
             },
             check_results=[
-                checks.schema_check(schema, fg_a_schema(), "fg_a"),
+                checks.schema_check(schema, dataset_contract("fg_a"), "fg_a"),
                 checks.keys_unique_check(duplicates, FG_A_KEYS, "fg_a"),
                 checks.row_count_check(rows_out == active, rows_out=rows_out, active_host_windows=active),
             ],

@@ -238,7 +238,9 @@ def enforce_schema(df: DataFrame, contract: T.StructType, dataset: str) -> DataF
             )
     if problems:
         raise SchemaContractError(dataset, problems)
-    return df.select(*[field.name for field in contract.fields])
+    names = [field.name for field in contract.fields]
+    # A select of thousands of columns costs one py4j call per column: skip it when nothing changes.
+    return df if df.columns == names else df.select(*names)
 
 
 # ---------------------------------------------------------------- FG-C metric selection (also FG-B's default)

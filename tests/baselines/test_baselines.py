@@ -20,7 +20,6 @@ from ndr_assets.transforms.baselines import (
 )
 from ndr_assets.transforms.schemas import FG_B_IP_METADATA_SCHEMA, fg_b_host_schema, fg_b_segment_schema
 from ndr_resources.errors import InputDataError
-from ndr_resources.specs import AnomalyCapping
 from tests.baselines.frames import (
     BASELINE_END,
     DENY,

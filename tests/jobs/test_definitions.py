@@ -33,20 +33,39 @@ def test_each_routed_project_gets_its_own_group_partitions_and_job(ndr_home):
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {f"{p}/{a}" for p in ("ndr-acme-finance", "ndr-globex-retail")
-                    for a in ("delta", "pair_counts", "fg_a")}
+                    for a in ("delta", "pair_counts", "fg_a", "machine_inventory", "fg_b_host", "fg_b_segment",
+                              "fg_b_ip_metadata", "pair_rarity", "fg_c")}
     fg_a = graph.get(dg.AssetKey(["ndr-globex-retail", "fg_a"]))
     assert fg_a.group_name == "ndr_globex_retail"
-    # Each project's windows start at its own start date, on the 08/23/38/53 grid.
+    # Each project's windows start at its own start date, on the 08/23/38/53 grid; its monthly
+    # partitions (the month of use) and FG-C start the month after.
     first_keys = {
-        project: defs.resolve_job_def(f"{project.replace('-', '_')}__traffic_15m").partitions_def.get_first_partition_key()
+        (project, kind): defs.resolve_job_def(f"{project.replace('-', '_')}__{kind}").partitions_def.get_first_partition_key()
         for project in ("ndr-acme-finance", "ndr-globex-retail")
+        for kind in ("traffic_15m", "baselines_monthly", "fg_c_15m")
     }
-    assert first_keys == {"ndr-acme-finance": "2026-01-04-23:53", "ndr-globex-retail": "2026-02-28-23:53"}
-    assert {c.to_user_string() for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key == fg_a.key} == {
+    assert first_keys == {
+        ("ndr-acme-finance", "traffic_15m"): "2026-01-04-23:53",
+        ("ndr-acme-finance", "baselines_monthly"): "2026-02-01",
+        ("ndr-acme-finance", "fg_c_15m"): "2026-02-01-00:08",
+        ("ndr-globex-retail", "traffic_15m"): "2026-02-28-23:53",
+        ("ndr-globex-retail", "baselines_monthly"): "2026-04-01",
+        ("ndr-globex-retail", "fg_c_15m"): "2026-04-01-00:08",
+    }
+    checks = {c.to_user_string() for c in graph.asset_check_keys if c.asset_key.path[0] == "ndr-globex-retail"}
+    assert {c for c in checks if "/fg_a:" in c} == {
         "ndr-globex-retail/fg_a:schema_matches_contract", "ndr-globex-retail/fg_a:keys_unique",
         "ndr-globex-retail/fg_a:row_count_sane",
     }
-
+    assert {
+        "ndr-globex-retail/fg_b_segment:segment_host_schema_parity", "ndr-globex-retail/fg_b_host:baseline_support",
+        "ndr-globex-retail/fg_b_ip_metadata:cold_start_share", "ndr-globex-retail/fg_c:null_rate_zero",
+        "ndr-globex-retail/fg_c:schema_matches_contract", "ndr-globex-retail/pair_rarity:schema_matches_contract",
+    } <= checks
+    # FG-B reads the previous month's windows; FG-C the same month's baselines.
+    fg_b_host = graph.get(dg.AssetKey(["ndr-globex-retail", "fg_b_host"]))
+    assert dg.AssetKey(["ndr-globex-retail", "fg_a"]) in fg_b_host.parent_keys
+    assert dg.AssetKey(["ndr-globex-retail", "fg_b_host"]) in graph.get(dg.AssetKey(["ndr-globex-retail", "fg_c"])).parent_keys
 
 def test_empty_store_loads_an_empty_code_location(ndr_home):
     from ndr_jobs.definitions import build_definitions
@@ -65,7 +84,8 @@ def test_workspace_module_exposes_defs(ndr_home):
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["backfill"], ["dev"], ["generate"], ["seed"], ["seed", "provision"],
-                                     ["seed", "validate"], ["seed", "show"]])
+                                     ["seed", "validate"], ["seed", "show"], ["catalog"], ["catalog", "show"],
+                                     ["catalog", "write"]])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,119 @@
+"""A month partition end to end through Dagster: inventory + FG-B for April, then April's FG-C windows.
+
+One small synthetic tenant starts on 2026-03-31; its 15-minute graph runs to 2026-04-01 00:38. The
+demo-style spec values shorten both horizons to the one day of history there is: the same code
+path as a real month, with less data. FG-C asked for before FG-B exists must fail
+and say which month to materialize; afterwards every FG-A row of the scored windows gets one FG-C
+row, cold-start hosts (the VDI machines, non-persistent by the inventory) read segment baselines.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from ndr_assets.baselines.datasets import baseline_partition, fg_b_table_uri
+from ndr_assets.transforms.schemas import FG_B_IP_METADATA_SCHEMA, fg_a_schema
+from ndr_jobs.demo import backfill_project
+from ndr_jobs.synthetic.generate import generate_traffic
+from ndr_jobs.synthetic.writers import warehouse_tables_uri
+from ndr_resources.environments import LocalPaths
+from ndr_resources.lake import LocalLake, join_uri
+from ndr_resources.parameter_store.sqlite import SqliteParameterStore
+from ndr_resources.specs import FgBBuilderSpec, FgCBuilderSpec
+from seeds.provision import provision
+
+PROJECT = "ndr-acme-finance"
+BUCKET = "ndr-test"
+MONTH = datetime(2026, 4, 1, tzinfo=UTC)
+OVERRIDES = {"fg_b_builder": {"horizon_days": {"7d": 1, "30d": 1}, "support_min": 4}}
+# 2026-03-30 23:53 .. 2026-04-01 00:23 (window starts): 100 windows.
+WINDOWS = 100
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ndr_monthly")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NDR_HOME", str(home))
+        mp.setenv("NDR_ENV", "local")
+        mp.setenv("NDR_WAREHOUSE_TABLES_URI", warehouse_tables_uri(BUCKET))
+        paths = LocalPaths.from_env()
+        lake = LocalLake(root=str(paths.lake_root))
+        store = SqliteParameterStore(path=str(paths.parameters_db))
+        provision(store, lake, project_name=PROJECT, bucket=BUCKET, feature_spec_version="v1", org1="acme",
+                  org2="finance", start_date="2026-03-31", spec_overrides=OVERRIDES)
+        generate_traffic(lake, bucket=BUCKET, tenants=[("acme", "finance")], start=datetime(2026, 3, 31, tzinfo=UTC),
+                         days=WINDOWS / 96, seed=3, scale=0.3, hosts_per_tenant=30)
+        with dg.DagsterInstance.ephemeral() as instance:
+            out = {
+                "traffic": backfill_project(PROJECT, "2026-03-30-23:53", "2026-04-01-00:23", instance=instance),
+                "fg_c_too_early": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-00:23", instance=instance,
+                                                   kind="fg_c"),
+                "baselines": backfill_project(PROJECT, "2026-04", "2026-04", instance=instance, kind="baselines"),
+                "fg_c": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-00:23", instance=instance, kind="fg_c"),
+            }
+            out["materialized"] = {
+                name: instance.get_materialized_partitions(dg.AssetKey([PROJECT, name]))
+                for name in ("machine_inventory", "fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity", "fg_c")
+            }
+        yield out, lake, store
+
+
+def test_fg_c_before_its_baselines_fails_naming_the_month(runs):
+    out, _, _ = runs
+    assert out["traffic"].error is None
+    assert out["fg_c_too_early"].error is not None
+    assert "FG-B" in out["fg_c_too_early"].error and "2026-04" in out["fg_c_too_early"].error
+
+
+def test_month_partition_materializes_every_monthly_asset_with_passing_checks(runs):
+    out, _, _ = runs
+    baselines = out["baselines"].raise_on_failure()
+    assert baselines.checks_failed in ([], ["fg_b_ip_metadata.cold_start_share"])
+    for name in ("machine_inventory", "fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity"):
+        assert out["materialized"][name] == {"2026-04-01"}, name
+    host = baselines.materializations["fg_b_host"]
+    assert host["baseline_mode"] == "REGULAR"
+    assert host["horizons"] == "7d=1d, 30d=1d"
+    assert host["rows_out"] > 0
+    assert baselines.materializations["machine_inventory"]["rows_out"] > 0
+
+
+def test_ip_metadata_flags_vdi_machines_non_persistent_and_cold(runs, spark):
+    _, lake, store = runs
+    spec = store.load_typed_spec(FgBBuilderSpec, PROJECT, "fg_b_builder", "v1")
+    uri = join_uri(fg_b_table_uri(spec.fg_b_output.s3_prefix, "ip_metadata"), baseline_partition("v1", "30d", MONTH).path())
+    meta = spark.read.schema(FG_B_IP_METADATA_SCHEMA).parquet(lake.spark_uri(uri))
+    vdi = meta.where(F.col("host_ip").startswith("10.20."))
+    assert vdi.count() > 0
+    # Every VDI host-label is non-persistent (inventory name VDI-...) and therefore cold, whatever its support.
+    assertDataFrameEqual(
+        vdi.select("is_non_persistent_machine", "is_cold_start").distinct(),
+        spark.createDataFrame([(1, 1)], "is_non_persistent_machine int, is_cold_start int"),
+    )
+    # Elsewhere cold start means exactly: support below support_min (4).
+    others = meta.where(~F.col("host_ip").startswith("10.20."))
+    assert others.where((F.col("support_count") < 4) != (F.col("is_cold_start") == 1)).count() == 0
+
+
+def test_fg_c_scores_every_fg_a_row_with_the_right_baseline(runs, spark):
+    out, lake, store = runs
+    fg_c_outcome = out["fg_c"].raise_on_failure()
+    assert fg_c_outcome.checks_failed == []
+    assert out["materialized"]["fg_c"] == {"2026-04-01-00:08", "2026-04-01-00:23"}
+    spec = store.load_typed_spec(FgCBuilderSpec, PROJECT, "fg_c_builder", "v1")
+    fg_a_rows = spark.read.schema(fg_a_schema()).parquet(lake.spark_uri(join_uri(spec.fg_a_input.s3_prefix, "dt=2026-04-01")))
+    fg_c = spark.read.parquet(lake.spark_uri(join_uri(spec.fg_c_output.s3_prefix, "dt=2026-04-01")))
+    assertDataFrameEqual(fg_c.select("host_ip", "window_end_ts"), fg_a_rows.select("host_ip", "window_end_ts"))
+    metadata = fg_c_outcome.materializations["fg_c"]
+    assert metadata["rows_out"] == fg_a_rows.count()
+    # VDI hosts are cold (non-persistent): never on their own baseline.
+    assert fg_c.where(F.col("host_ip").startswith("10.20.") & (F.col("baseline_source") == "host")).count() == 0
+    imputation = metadata["imputation"]
+    assert imputation["host_windows"] == metadata["rows_out"]
+    assert imputation["host_baseline"] + imputation["segment_cold_start"] + imputation["segment_no_history"] == (
+        imputation["host_windows"]
+    )
