@@ -320,7 +320,7 @@ def _pct(finding) -> str:
 def _table(title: str, columns: Sequence[str], left: Sequence[str] = ("project", "failed checks")) -> Table:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="left" if column in left else "right")
+        table.add_column(column, justify="left" if column in left else "right", no_wrap=column == "project")
     return table
 
 
@@ -342,27 +342,27 @@ def _print_summary(outcome: DemoOutcome, generation, paths: LocalPaths, seconds:
         console.print(f"[bold]{o.project}[/] reader and DQ counters over the whole run: {shown}")
 
     table = _table("Monthly baselines (FG-B, month of use; built from the month before)",
-                   ("project", "month", "horizons", "new machines", "host rows", "segment rows", "host-labels",
-                    "cold-start", "non-persistent", "pair rarity rows", "run s", "failed checks"))
+                   ("project", "month", "horizons", "new IPs", "host rows", "seg rows", "cold", "VDI", "pair rows",
+                    "run s", "failed checks"))
     for o in outcome.baselines:
         inventory, host, meta, rarity = (
             o.materializations.get(k, {}) for k in ("machine_inventory", "fg_b_host", "fg_b_ip_metadata", "pair_rarity")
         )
-        per_horizon = host.get("per_horizon") or []
         table.add_row(
             o.project, str(host.get("months", "-")), str(host.get("horizons", "-")), str(inventory.get("rows_out", "-")),
             str(host.get("rows_out", "-")), str(o.materializations.get("fg_b_segment", {}).get("rows_out", "-")),
-            str(sum(h.get("host_labels", 0) for h in per_horizon)), str(meta.get("cold_start_host_labels", "-")),
-            str(meta.get("non_persistent_host_labels", "-")),
+            str(meta.get("cold_start_host_labels", "-")), str(meta.get("non_persistent_host_labels", "-")),
             str(rarity.get("rows_out_host", 0) + rarity.get("rows_out_segment", 0)),
             f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
         )
     console.print(table)
+    console.print("cold / VDI: (host, time band) rows of ip_metadata that are cold-start / non-persistent machines, "
+                  "summed over the horizons")
     console.print(f"Demo spec values (set through provisioning, see fg_b_builder.horizon_days): {overrides}")
 
     table = _table("FG-C: which baseline each host-window used, and what was imputed",
-                   ("project", "windows", "FG-C rows", "columns", "host baseline", "segment (cold start)",
-                    "segment (no history)", "pairs", "pairs from segment", "pairs zero-filled", "run s", "failed checks"))
+                   ("project", "windows", "rows", "columns", "host bl", "seg: cold", "seg: new", "pairs", "pairs: seg",
+                    "pairs: 0", "run s", "failed checks"))
     for o in outcome.correlation:
         fg_c = o.materializations.get("fg_c", {})
         imputation = fg_c.get("imputation") or {}
@@ -373,6 +373,9 @@ def _print_summary(outcome: DemoOutcome, generation, paths: LocalPaths, seconds:
             str(imputation.get("pairs_zero_filled", "-")), f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
         )
     console.print(table)
+    console.print("host bl / seg: cold / seg: new: host-windows scored against the host's own baseline, its segment's "
+                  "(cold start or VDI), its segment's (no history); pairs: seg / 0: pair rarity taken from the segment, "
+                  "zero-filled (never seen)")
     from ndr_jobs.synthetic.cli import summary_tables
 
     for generated in summary_tables(generation):
