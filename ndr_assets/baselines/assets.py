@@ -29,7 +29,7 @@ from ndr_assets.baselines.datasets import (
     with_baseline_partition_columns,
 )
 from ndr_assets.contracts import enforce_contract
-from ndr_assets.inventory.unload import read_machine_inventory, unload_machine_inventory
+from ndr_assets.inventory.unload import published_months, read_machine_inventory, unload_machine_inventory
 from ndr_assets.partitions import monthly_partitions, previous_month_windows_mapping
 from ndr_assets.traffic.assets import group_name_for
 from ndr_assets.traffic.datasets import read_required_windows
@@ -220,12 +220,14 @@ def _build_fg_b_assets(
                                          needed_by=needed_by, dataset="fg_a").persist(StorageLevel.MEMORY_AND_DISK)
             pairs = read_required_windows(session, lake, spec.pair_counts.s3_prefix, partitions, PAIR_COUNTS_SCHEMA,
                                           needed_by=needed_by, dataset="pair_counts").persist(StorageLevel.MEMORY_AND_DISK)
-            inventory = read_machine_inventory(lake, session, inventory_output, month_label(month))
-            if inventory.limit(1).count() == 0 and not lake.list_children(inventory_prefix):
+            # The month's snapshot must exist (even empty): without it VDI machines would pass as persistent.
+            if month_label(month) not in published_months(lake, inventory_output):
                 raise dg.Failure(
-                    f"{project.project_name}: no machine inventory snapshot under {inventory_prefix}; materialize "
-                    f"machine_inventory for {month_label(month)} first."
+                    f"{project.project_name}: FG-B {month_label(month)} needs the machine inventory snapshot "
+                    f"snapshot_month={month_label(month)} under {inventory_prefix}; materialize machine_inventory for "
+                    f"{month_label(month)} first."
                 )
+            inventory = read_machine_inventory(lake, session, inventory_output, month_label(month))
             for horizon in horizons:
                 days, gap = spec.days_of(horizon), spec.safety_gaps.get(horizon, 0)
                 try:

@@ -52,6 +52,10 @@ def runs(tmp_path_factory):
                 "traffic": backfill_project(PROJECT, "2026-03-30-23:53", "2026-04-01-00:23", instance=instance),
                 "fg_c_too_early": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-00:23", instance=instance,
                                                    kind="fg_c"),
+                "fg_b_without_inventory": backfill_project(
+                    PROJECT, "2026-04", "2026-04", instance=instance, kind="baselines",
+                    asset_selection=["fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity"],
+                ),
                 "baselines": backfill_project(PROJECT, "2026-04", "2026-04", instance=instance, kind="baselines"),
                 "fg_c": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-00:23", instance=instance, kind="fg_c"),
             }
@@ -67,6 +71,12 @@ def test_fg_c_before_its_baselines_fails_naming_the_month(runs):
     assert out["traffic"].error is None
     assert out["fg_c_too_early"].error is not None
     assert "FG-B" in out["fg_c_too_early"].error and "2026-04" in out["fg_c_too_early"].error
+
+
+def test_fg_b_without_the_months_inventory_snapshot_fails_naming_it(runs):
+    out, _, _ = runs
+    error = out["fg_b_without_inventory"].error
+    assert error is not None and "machine_inventory" in error and "snapshot_month=2026-04" in error
 
 
 def test_month_partition_materializes_every_monthly_asset_with_passing_checks(runs):
