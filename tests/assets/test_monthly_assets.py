@@ -58,6 +58,16 @@ def runs(tmp_path_factory):
                 ),
                 "baselines": backfill_project(PROJECT, "2026-04", "2026-04", instance=instance, kind="baselines"),
                 "fg_c": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-00:23", instance=instance, kind="fg_c"),
+                "regular_two_months": backfill_project(
+                    PROJECT, "2026-04", "2026-05", instance=instance, kind="baselines",
+                    asset_selection=["fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity"],
+                    run_config={"ops": {"ndr_acme_finance__fg_b": {"config": {"baseline_mode": "REGULAR"}}}},
+                ),
+                "unknown_horizon": backfill_project(
+                    PROJECT, "2026-04", "2026-04", instance=instance, kind="baselines",
+                    asset_selection=["fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity"],
+                    run_config={"ops": {"ndr_acme_finance__fg_b": {"config": {"baseline_horizon": "90d"}}}},
+                ),
             }
             out["materialized"] = {
                 name: instance.get_materialized_partitions(dg.AssetKey([PROJECT, name]))
@@ -77,6 +87,13 @@ def test_fg_b_without_the_months_inventory_snapshot_fails_naming_it(runs):
     out, _, _ = runs
     error = out["fg_b_without_inventory"].error
     assert error is not None and "machine_inventory" in error and "snapshot_month=2026-04" in error
+
+
+def test_run_parameters_are_checked_before_any_work(runs):
+    out, _, _ = runs
+    assert "REGULAR computes one month, the run has 2" in out["regular_two_months"].error
+    unknown = out["unknown_horizon"].error
+    assert "fg_b_builder#v1" in unknown and "'90d'" in unknown and "['7d', '30d']" in unknown
 
 
 def test_month_partition_materializes_every_monthly_asset_with_passing_checks(runs):
