@@ -22,21 +22,8 @@ PAIR_RARITY_MODULE = "ndr_assets.transforms.pair_rarity"
 FG_C_MODULE = "ndr_assets.transforms.fg_c"
 FG_C_MODULES = (FG_C_MODULE, "ndr_assets.transforms.fg_c_suspicion", "ndr_assets.transforms.fg_c_sql")
 
-# Names the modules do not document (yet), with the semantics of notes/issue3.md.
-FALLBACK_FORMULAS: dict[str, dict[str, str]] = {
-    PAIR_RARITY_MODULE: {
-        "pair_seen_count": "count of the pair's pair_counts rows (15-minute windows) in the horizon",
-        "pair_last_seen_ts": "max(event_ts) of the pair in the horizon",
-        "active_days": "count(distinct to_date(event_ts - 15 min)) (UTC days)",
-        "pair_daily_avg": "pair_seen_count / active_days",
-        "pair_rarity_score": "clip(1 - active_days / D, 0, 1), D = horizon days",
-        "is_new_pair_flag": "1 if the pair's first window start >= baseline_end - G days - new_pair_days days else 0",
-        "is_rare_pair_flag": "1 if active_days <= rare_max_active_days else 0",
-    },
-    FG_C_MODULE: {
-        "segment_id": "fg_b_ip_metadata.segment_id of the host, else segments.assign_segment(host_ip, fg_c_builder.segment_mapping)",
-    },
-}
+# Names a module does not document; empty since every module documents its columns (a test keeps it so).
+FALLBACK_FORMULAS: dict[str, dict[str, str]] = {}
 
 
 def _module_formulas(module_name: str) -> dict[str, str]:

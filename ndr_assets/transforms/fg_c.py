@@ -81,6 +81,7 @@ from ndr_resources.specs import FgCBuilderSpec
 
 FORMULAS: dict[str, str] = {
     "baseline_month": "date_format(window_end_ts - 15 minutes, 'yyyy-MM') in UTC (month of the window start)",
+    "segment_id": "fg_b_ip_metadata.segment_id of the host, else segments.assign_segment(host_ip, fg_c_builder.segment_mapping)",
     "baseline_source": "'host' if ip_metadata.is_cold_start = 0, else 'segment' (cold start or no ip_metadata row)",
     "is_cold_start": "1 on the segment route (ip_metadata.is_cold_start = 1 or no ip_metadata row), else 0",
     **TRANSFORM_FORMULAS,
