@@ -8,9 +8,9 @@ Extra keys are allowed (spec 001: "Additional keys are allowed") and kept on the
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ndr_resources.errors import SpecError
 
@@ -290,10 +290,25 @@ _HORIZON_RE = re.compile(r"^[1-9][0-9]{0,2}d$")
 BASELINE_HORIZON_CHOICES = ("7d", "30d", "both")
 
 
-def _valid_horizon(value: str) -> str:
-    if not _HORIZON_RE.match(value):
-        raise ValueError(f"a horizon is '<days>d' such as '7d' or '30d', got {value!r}")
-    return value
+def _valid_horizons(values: list[str]) -> list[str]:
+    if not values or len(set(values)) != len(values):
+        raise ValueError(f"need one or more distinct horizons, got {values}")
+    for value in values:
+        if not _HORIZON_RE.match(value):
+            raise ValueError(f"a horizon is '<days>d' such as '7d' or '30d', got {value!r}")
+    return values
+
+
+def _baseline_join_keys(values: list[str]) -> list[str]:
+    if values != list(BASELINE_JOIN_KEYS):
+        raise ValueError(f"baselines are keyed by {list(BASELINE_JOIN_KEYS)}, got {values}")
+    return values
+
+
+BASELINE_JOIN_KEYS = ("host_ip", "window_label")
+# Shared by FG-B (which writes baselines) and FG-C (which joins them): one rule, one message.
+Horizons = Annotated[list[str], AfterValidator(_valid_horizons)]
+BaselineJoinKeys = Annotated[list[str], AfterValidator(_baseline_join_keys)]
 
 
 class AnomalyCapping(SpecModel):
@@ -321,7 +336,7 @@ class PairRarityThresholds(SpecModel):
 
 
 class FgBBuilderSpec(SpecModel):
-    horizons: list[str] = Field(default_factory=lambda: ["7d", "30d"])
+    horizons: Horizons = Field(default_factory=lambda: ["7d", "30d"])
     # Override of a horizon's length in days (the demo shortens '30d' this way); default: the name.
     horizon_days: dict[str, int] = Field(default_factory=dict)
     fg_a_input: S3Location
@@ -335,7 +350,7 @@ class FgBBuilderSpec(SpecModel):
     baseline_required_metrics: list[str] | None = None
     # Host-windows of support (per host and window_label) for a full history; int or per horizon.
     support_min: int | dict[str, int] = 20
-    join_keys: list[str] = Field(default_factory=lambda: ["host_ip", "window_label"])
+    join_keys: BaselineJoinKeys = Field(default_factory=lambda: list(BASELINE_JOIN_KEYS))
     # Days before the horizon end left out of the baseline (per horizon; default 0).
     safety_gaps: dict[str, int] = Field(default_factory=dict)
     ip_machine_mapping: InventoryLookup = Field(default_factory=InventoryLookup)
@@ -344,20 +359,6 @@ class FgBBuilderSpec(SpecModel):
     # Above this share of cold-start (host, time band) rows the cold_start_share check warns.
     max_cold_start_share: float = Field(default=0.5, ge=0.0, le=1.0)
     enrichment: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("horizons")
-    @classmethod
-    def _horizons(cls, values: list[str]) -> list[str]:
-        if not values or len(set(values)) != len(values):
-            raise ValueError(f"need one or more distinct horizons, got {values}")
-        return [_valid_horizon(v) for v in values]
-
-    @field_validator("join_keys")
-    @classmethod
-    def _join_keys(cls, values: list[str]) -> list[str]:
-        if values != ["host_ip", "window_label"]:
-            raise ValueError(f"FG-B baselines are keyed by ['host_ip', 'window_label'], got {values}")
-        return values
 
     @model_validator(mode="after")
     def _consistent(self) -> FgBBuilderSpec:
@@ -399,8 +400,8 @@ class FgCBuilderSpec(SpecModel):
     fg_b_input: S3Location
     fg_c_output: S3Location
     # FG-C's features compare with the first horizon; further horizons add suffixed columns.
-    horizons: list[str] = Field(default_factory=lambda: ["30d"])
-    join_keys: list[str] = Field(default_factory=lambda: ["host_ip", "window_label"])
+    horizons: Horizons = Field(default_factory=lambda: ["30d"])
+    join_keys: BaselineJoinKeys = Field(default_factory=lambda: list(BASELINE_JOIN_KEYS))
     # Merged ON TOP of the curated default list (augment, never replace).
     metrics: list[str] = Field(default_factory=list)
     transforms: list[str] = Field(default_factory=lambda: list(DEFAULT_FG_C_TRANSFORMS))
@@ -412,13 +413,6 @@ class FgCBuilderSpec(SpecModel):
     eps: float = Field(default=1e-6, gt=0)
     z_max: float = Field(default=6.0, gt=0)
 
-    @field_validator("horizons")
-    @classmethod
-    def _horizons(cls, values: list[str]) -> list[str]:
-        if not values or len(set(values)) != len(values):
-            raise ValueError(f"need one or more distinct horizons, got {values}")
-        return [_valid_horizon(v) for v in values]
-
     @field_validator("transforms")
     @classmethod
     def _transforms(cls, values: list[str]) -> list[str]:
@@ -426,13 +420,6 @@ class FgCBuilderSpec(SpecModel):
         if unknown or not values:
             raise ValueError(f"unknown transform(s) {unknown}; known: {list(FG_C_TRANSFORMS)}")
         return list(dict.fromkeys(values))
-
-    @field_validator("join_keys")
-    @classmethod
-    def _join_keys(cls, values: list[str]) -> list[str]:
-        if values != ["host_ip", "window_label"]:
-            raise ValueError(f"FG-C joins baselines on ['host_ip', 'window_label'], got {values}")
-        return values
 
 
 # ---------------------------------------------------------------- machine_inventory_unload
