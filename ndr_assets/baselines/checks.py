@@ -14,7 +14,7 @@ import dagster as dg
 from pyspark.sql import types as T
 
 from ndr_assets.baselines.datasets import fg_b_table_uri
-from ndr_assets.traffic.checks import SCHEMA_MATCHES_CONTRACT
+from ndr_assets.traffic.checks import SCHEMA_MATCHES_CONTRACT, schema_differences
 from ndr_assets.contracts import dataset_contract
 from ndr_assets.transforms.baselines import FgBFrames
 from ndr_resources.lake import Lake, PartitionSpec, join_uri
@@ -59,17 +59,6 @@ def summarize_horizon(frames: FgBFrames, *, spec: FgBBuilderSpec, month: str) ->
             "support_min": spec.support_min_of(frames.horizon)}
 
 
-def _schema_problems(actual: T.StructType | None, contract: T.StructType) -> list[str]:
-    if actual is None:
-        return []
-    got = [(f.name, f.dataType.simpleString()) for f in actual.fields]
-    want = [(f.name, f.dataType.simpleString()) for f in contract.fields]
-    if got == want:
-        return []
-    diff = sorted(f"{n}: {t}" for n, t in set(got) ^ set(want))
-    return diff or ["same columns in a different order"]
-
-
 # Keys and bookkeeping columns of the host and segment tables; everything else is a statistic.
 _NON_STAT_COLUMNS = {"host_ip", "segment_id", "window_label", "host_count", "baseline_start_ts", "baseline_end_ts"}
 
@@ -98,7 +87,7 @@ class FgBCheckInputs:
                 uri = join_uri(fg_b_table_uri(spec.fg_b_output.s3_prefix, table), partition.path())
                 schema = session.read.parquet(lake.spark_uri(uri)).schema
             published[table] = schema
-            for problem in _schema_problems(schema, contract):
+            for problem in schema_differences(schema, contract):
                 self.schema_problems.setdefault(table, []).append(f"{partition.label()}: {problem}")
         if published["host"] is not None and published["segment"] is not None:
             host_stats, segment_stats = _stat_fields(published["host"]), _stat_fields(published["segment"])
