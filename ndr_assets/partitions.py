@@ -39,10 +39,15 @@ def trailing_24h_mapping() -> dg.TimeWindowPartitionMapping:
 MONTHLY_KEY_FORMAT = "%Y-%m-%d"
 
 
+def next_month_start(ts: datetime) -> datetime:
+    """First instant of the month after the one containing ``ts`` (UTC)."""
+    ts = ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return datetime(ts.year + ts.month // 12, ts.month % 12 + 1, 1, tzinfo=UTC)
+
+
 def first_baseline_month(project_start: datetime) -> datetime:
     """The first month that has a previous month of the project's windows: the month after the start."""
-    start = project_start.astimezone(UTC) if project_start.tzinfo else project_start.replace(tzinfo=UTC)
-    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+    return next_month_start(project_start)
 
 
 def monthly_partitions(project_start: datetime) -> dg.MonthlyPartitionsDefinition:

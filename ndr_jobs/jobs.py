@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ndr_assets.baselines.assets import FG_B_ASSET_NAMES
 from ndr_assets.traffic.assets import group_name_for
 from ndr_resources.projects import ProjectConfig
 
 TRAFFIC_ASSETS = ("delta", "pair_counts", "fg_a")
 CORRELATION_ASSETS = ("fg_c",)
-BASELINE_ASSETS = ("machine_inventory", "fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity")
+BASELINE_ASSETS = ("machine_inventory", *FG_B_ASSET_NAMES.values())
 
 
 def traffic_job_name(project_name: str) -> str:

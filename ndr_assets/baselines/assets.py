@@ -156,7 +156,7 @@ def _build_fg_b_assets(
     *, project: ProjectConfig, partitions_def, key_prefix: list[str], fg_a_key: dg.AssetKey,
     pair_counts_key: dg.AssetKey, inventory_key: dg.AssetKey,
 ) -> dg.AssetsDefinition:
-    keys = {table: dg.AssetKey([*key_prefix, name]) for table, name in FG_B_ASSET_NAMES.items()}
+    keys = fg_b_asset_keys(project.project_name)
     window_deps = [
         dg.AssetDep(fg_a_key, partition_mapping=previous_month_windows_mapping()),
         dg.AssetDep(pair_counts_key, partition_mapping=previous_month_windows_mapping()),

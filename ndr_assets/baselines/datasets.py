@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ndr_assets.partitions import next_month_start
 from ndr_assets.traffic.datasets import window_partitions
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, window_starts
 from ndr_resources.lake import PartitionSpec, join_uri
@@ -68,5 +69,5 @@ def months_in(start: datetime, end: datetime) -> list[datetime]:
     months, current = [], start
     while current < end:
         months.append(current)
-        current = datetime(current.year + current.month // 12, current.month % 12 + 1, 1, tzinfo=current.tzinfo)
+        current = next_month_start(current)
     return months

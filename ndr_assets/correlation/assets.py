@@ -12,7 +12,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ndr_assets.baselines.datasets import baseline_partition, fg_b_table_uri, month_label, month_start_of
+from ndr_assets.baselines.datasets import FG_B_TABLES, baseline_partition, fg_b_table_uri, month_label, month_start_of
 from ndr_assets.contracts import dataset_contract, enforce_contract
 from ndr_assets.partitions import correlation_partitions, first_baseline_month
 from ndr_assets.traffic import checks
@@ -43,7 +43,6 @@ from ndr_resources.specs import FgCBuilderSpec
 
 FG_C_KEYS = ["host_ip", "window_label", "window_end_ts"]
 NULL_RATE = "null_rate_zero"
-_TABLES = ("host", "segment", "ip_metadata", "pair_rarity_host", "pair_rarity_segment")
 
 
 def _fg_b_fallback_schemas(metric_columns: list[str]) -> dict:
@@ -61,12 +60,13 @@ def _read_baselines(session, lake: Lake, spec: FgCBuilderSpec, project: ProjectC
     fallback = _fg_b_fallback_schemas(metric_columns)
     baselines = {}
     for horizon in spec.horizons:
-        frames: dict[str, DataFrame | None] = dict.fromkeys(_TABLES)
+        frames: dict[str, DataFrame | None] = dict.fromkeys(FG_B_TABLES)
         for month in months:
             partition = baseline_partition(project.feature_spec_version, horizon, month)
-            for table in _TABLES:
-                uri = join_uri(fg_b_table_uri(spec.fg_b_input.s3_prefix, table), partition.path()) + "/"
-                if not lake.is_published(fg_b_table_uri(spec.fg_b_input.s3_prefix, table), partition):
+            for table in FG_B_TABLES:
+                table_uri = fg_b_table_uri(spec.fg_b_input.s3_prefix, table)
+                uri = join_uri(table_uri, partition.path()) + "/"
+                if not lake.is_published(table_uri, partition):
                     raise dg.Failure(
                         description=(
                             f"{project.project_name}: FG-C needs FG-B {table} for {month_label(month)} horizon {horizon} "
