@@ -294,11 +294,13 @@ def _print_findings(store, lake, start: datetime, end: datetime) -> None:
             spark, lake, fg_a_uri=fg_c_spec.fg_c_output.s3_prefix, ground_truth_uri=truth, window_starts=scored,
             revealing=REVEALING_FG_C_FEATURE, schema=resolve_fg_c_lists(fg_c_spec).schema(),
         )
+        fg_c_by_scenario = _by_scenario(fg_c)
         for (scenario, host), group in sorted(_by_scenario(fg_a).items()):
             best_a = _best(group)
-            best_c = _best(_by_scenario(fg_c).get((scenario, host), group))
+            scored = fg_c_by_scenario.get((scenario, host))
+            best_c = _best(scored) if scored else None
             table.add_row(project, scenario, host, str(len(group)), best_a.feature, _pct(best_a),
-                          best_c.feature if best_c in fg_c else "-", _pct(best_c) if best_c in fg_c else "-")
+                          best_c.feature if best_c else "-", _pct(best_c) if best_c else "-")
     console.print(table)
 
 
