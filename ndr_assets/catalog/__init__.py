@@ -11,7 +11,8 @@ pyspark types: no Dagster, no Spark session.
     to_markdown(entries); to_parquet(entries, "feature_catalog.parquet")
 """
 
-from ndr_assets.catalog.builder import GROUPS, MODEL_INPUT_GROUPS, GroupInfo, build_catalog, default_storage_path
+from ndr_assets.catalog.builder import build_catalog
+from ndr_assets.catalog.groups import GROUPS, MODEL_INPUT_GROUPS, GroupInfo, default_storage_path
 from ndr_assets.catalog.entry import AUXILIARY, COLUMN_ROLES, FEATURE, KEY, MODEL_CONSUMER, FeatureEntry
 from ndr_assets.catalog.export import (
     REGENERATE_COMMAND,

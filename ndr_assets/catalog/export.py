@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import types as T
 
-from ndr_assets.catalog.builder import GROUPS, group_context
+from ndr_assets.catalog.builder import group_context
+from ndr_assets.catalog.groups import GROUPS
 from ndr_assets.catalog.entry import AUXILIARY, FEATURE, KEY, METRIC_PLACEHOLDER, FeatureEntry
 
 if TYPE_CHECKING:  # the Lake resource imports dagster; the catalog only calls its byte methods
