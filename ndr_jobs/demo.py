@@ -278,7 +278,9 @@ def _print_findings(store, lake, start: datetime, end: datetime) -> None:
     from ndr_resources.spark import build_spark_session
     from ndr_resources.specs import FgABuilderSpec, FgCBuilderSpec
 
-    scored = window_starts(floor_to_window_start(first_baseline_month(start) + timedelta(minutes=SLICE_MINUTES)), end)
+    scored_windows = window_starts(
+        floor_to_window_start(first_baseline_month(start) + timedelta(minutes=SLICE_MINUTES)), end
+    )
     table = Table(title="What the features show about the injected attacks (scored month, before any model)")
     for column in ("project", "scenario", "host", "windows", "FG-A feature", "pct", "FG-C feature", "pct"):
         table.add_column(column)
@@ -289,16 +291,16 @@ def _print_findings(store, lake, start: datetime, end: datetime) -> None:
         fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", FEATURE_SPEC_VERSION)
         truth = ground_truth_uri(DEMO_BUCKET, org1, org2)
         fg_a = scenario_findings(spark, lake, fg_a_uri=fg_a_spec.fg_a_output.s3_prefix, ground_truth_uri=truth,
-                                 window_starts=scored)
+                                 window_starts=scored_windows)
         fg_c = scenario_findings(
-            spark, lake, fg_a_uri=fg_c_spec.fg_c_output.s3_prefix, ground_truth_uri=truth, window_starts=scored,
+            spark, lake, fg_a_uri=fg_c_spec.fg_c_output.s3_prefix, ground_truth_uri=truth, window_starts=scored_windows,
             revealing=REVEALING_FG_C_FEATURE, schema=resolve_fg_c_lists(fg_c_spec).schema(),
         )
         fg_c_by_scenario = _by_scenario(fg_c)
         for (scenario, host), group in sorted(_by_scenario(fg_a).items()):
             best_a = _best(group)
-            scored = fg_c_by_scenario.get((scenario, host))
-            best_c = _best(scored) if scored else None
+            scenario_fg_c = fg_c_by_scenario.get((scenario, host))
+            best_c = _best(scenario_fg_c) if scenario_fg_c else None
             table.add_row(project, scenario, host, str(len(group)), best_a.feature, _pct(best_a),
                           best_c.feature if best_c else "-", _pct(best_c) if best_c else "-")
     console.print(table)
