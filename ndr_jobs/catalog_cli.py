@@ -27,6 +27,7 @@ from ndr_assets.catalog import (
 from ndr_assets.catalog.builder import fg_c_lists
 from ndr_assets.catalog.helper_formulas import fallback_names
 from ndr_resources.errors import NdrError, SpecError
+from ndr_resources.parameter_store.base import versioned_job_key
 from ndr_resources.specs import (
     DeltaBuilderSpec,
     FgABuilderSpec,
@@ -64,7 +65,7 @@ class CatalogInputs:
 def load_catalog_inputs(store: Any, project: str, version: str) -> CatalogInputs:
     """Specs and dataset locations of ``project`` from a ParameterStore; absent items are listed, not fatal."""
     from ndr_assets.baselines.datasets import fg_b_table_uri
-    from ndr_assets.traffic.datasets import delta_host_slices_uri, delta_peer_slices_uri
+    from ndr_assets.datasets import delta_host_slices_uri, delta_peer_slices_uri
 
     inputs = CatalogInputs()
 
@@ -74,7 +75,7 @@ def load_catalog_inputs(store: Any, project: str, version: str) -> CatalogInputs
         except SpecError as exc:
             if exc.key != "job_name":  # present but malformed: the operator must fix it
                 raise
-            inputs.missing_items.append(f"{job}#{version}")
+            inputs.missing_items.append(versioned_job_key(job, version))
             return None
 
     paths = inputs.storage_paths

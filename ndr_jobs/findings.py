@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 from pyspark.sql.window import Window
 
-from ndr_assets.traffic.datasets import window_partitions
+from ndr_assets.datasets import window_partitions
 from ndr_assets.transforms.schemas import fg_a_schema
 from ndr_assets.transforms.windows import SLICE_MINUTES
 from ndr_resources.lake import Lake

@@ -9,29 +9,20 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ndr_assets.baselines.assets import FG_B_ASSET_NAMES
-from ndr_assets.traffic.assets import group_name_for
+from ndr_assets.naming import (
+    BASELINE_ASSETS,
+    CORRELATION_ASSETS,
+    TRAFFIC_ASSETS,
+    asset_keys,
+    baselines_job_name,
+    correlation_job_name,
+    traffic_job_name,
+)
 from ndr_resources.projects import ProjectConfig
-
-TRAFFIC_ASSETS = ("delta", "pair_counts", "fg_a")
-CORRELATION_ASSETS = ("fg_c",)
-BASELINE_ASSETS = ("machine_inventory", *FG_B_ASSET_NAMES.values())
-
-
-def traffic_job_name(project_name: str) -> str:
-    return f"{group_name_for(project_name)}__traffic_15m"
-
-
-def correlation_job_name(project_name: str) -> str:
-    return f"{group_name_for(project_name)}__fg_c_15m"
-
-
-def baselines_job_name(project_name: str) -> str:
-    return f"{group_name_for(project_name)}__baselines_monthly"
 
 
 def _selection(project: ProjectConfig, names: tuple[str, ...]) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(*[dg.AssetKey([project.project_name, name]) for name in names])
+    return dg.AssetSelection.assets(*asset_keys(project.project_name, names))
 
 
 def project_jobs(projects: list[ProjectConfig]) -> list[dg.UnresolvedAssetJobDefinition]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ndr_resources.errors import SpecError
-from ndr_resources.parameter_store.base import ParameterStore
+from ndr_resources.parameter_store.base import ParameterStore, versioned_job_key
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def load_project_configs(store: ParameterStore) -> list[ProjectConfig]:
                 project_name=route.project_name,
                 feature_spec_version=route.feature_spec_version,
                 start=_parse_start(
-                    params.defaults.StartDate, route.project_name, f"project_parameters#{route.feature_spec_version}"
+                    params.defaults.StartDate, route.project_name, versioned_job_key("project_parameters", route.feature_spec_version)
                 ),
                 org1=org1,
                 org2=org2,

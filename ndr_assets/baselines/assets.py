@@ -18,9 +18,7 @@ import dagster as dg
 from pyspark import StorageLevel
 
 from ndr_assets.baselines import checks
-from ndr_assets.baselines.checks import CATALOG_GROUPS
 from ndr_assets.baselines.datasets import (
-    FG_B_TABLES,
     baseline_partition,
     fg_b_table_uri,
     horizon_window_partitions,
@@ -30,27 +28,19 @@ from ndr_assets.baselines.datasets import (
 )
 from ndr_assets.contracts import enforce_contract
 from ndr_assets.inventory.unload import published_months, read_machine_inventory, unload_machine_inventory
+from ndr_assets.naming import FG_B_TABLES, MACHINE_INVENTORY, fg_b_asset_keys, fg_b_op_name, group_name_for
 from ndr_assets.partitions import monthly_partitions, previous_month_windows_mapping
-from ndr_assets.traffic.assets import group_name_for
-from ndr_assets.traffic.datasets import read_required_windows
+from ndr_assets.datasets import read_required_windows
 from ndr_assets.transforms.baselines import BaselineMetricError, build_fg_b
 from ndr_assets.transforms.pair_rarity import build_pair_rarity
 from ndr_assets.transforms.schemas import PAIR_COUNTS_SCHEMA, fg_a_schema
 from ndr_resources.errors import SpecError
 from ndr_resources.lake import Lake
-from ndr_resources.parameter_store.base import ParameterStore
+from ndr_resources.parameter_store.base import ParameterStore, versioned_job_key
 from ndr_resources.projects import ProjectConfig
 from ndr_resources.spark import SparkResource
 from ndr_resources.specs import FgBBuilderSpec, MachineInventoryUnloadSpec
 from ndr_resources.warehouse import Warehouse
-
-FG_B_ASSET_NAMES = {
-    "host": "fg_b_host",
-    "segment": "fg_b_segment",
-    "ip_metadata": "fg_b_ip_metadata",
-    "pair_rarity": "pair_rarity",
-}
-
 
 class FgBRunConfig(dg.Config):
     """Run parameters of the FG-B pipeline (spec 004): which horizon(s), and the baseline mode."""
@@ -73,7 +63,7 @@ def _monthly_settings(project: ProjectConfig, partitions_def) -> dict:
 
 
 def _build_inventory_asset(*, project: ProjectConfig, partitions_def, key_prefix: list[str]) -> dg.AssetsDefinition:
-    key = dg.AssetKey([*key_prefix, "machine_inventory"])
+    key = dg.AssetKey([*key_prefix, MACHINE_INVENTORY])
 
     @dg.asset(
         key=key,
@@ -91,7 +81,7 @@ def _build_inventory_asset(*, project: ProjectConfig, partitions_def, key_prefix
         spark: SparkResource,
         warehouse: Warehouse,
     ) -> dg.MaterializeResult:
-        item = f"machine_inventory_unload#{project.feature_spec_version}"
+        item = versioned_job_key("machine_inventory_unload", project.feature_spec_version)
         spec = parameter_store.load_typed_spec(
             MachineInventoryUnloadSpec, project.project_name, "machine_inventory_unload", project.feature_spec_version
         )
@@ -131,7 +121,7 @@ def _inventory_prefix(parameter_store: ParameterStore, project: ProjectConfig, s
     value = getattr(params, key, None) or (params.model_extra or {}).get(key)
     if not isinstance(value, str) or not value.startswith("s3://"):
         raise SpecError(
-            project.project_name, f"project_parameters#{project.feature_spec_version}", key,
+            project.project_name, versioned_job_key("project_parameters", project.feature_spec_version), key,
             "required by fg_b_builder.ip_machine_mapping.s3_prefix_key: an s3:// prefix of the machine inventory",
         )
     return value
@@ -142,14 +132,14 @@ def _horizons(spec: FgBBuilderSpec, requested: str, project: ProjectConfig) -> l
         return list(spec.horizons)
     if requested not in spec.horizons:
         raise SpecError(
-            project.project_name, f"fg_b_builder#{project.feature_spec_version}", "horizons",
+            project.project_name, versioned_job_key("fg_b_builder", project.feature_spec_version), "horizons",
             f"run asked for baseline_horizon {requested!r}, the spec has {spec.horizons}",
         )
     return [requested]
 
 
 def _spec_value_error(project: ProjectConfig, key: str, exc: ValueError) -> SpecError:
-    return SpecError(project.project_name, f"fg_b_builder#{project.feature_spec_version}", key, str(exc))
+    return SpecError(project.project_name, versioned_job_key("fg_b_builder", project.feature_spec_version), key, str(exc))
 
 
 def _build_fg_b_assets(
@@ -179,7 +169,7 @@ def _build_fg_b_assets(
     ]
 
     @dg.multi_asset(
-        name=f"{group_name_for(project.project_name)}__fg_b",
+        name=fg_b_op_name(project.project_name),
         specs=specs,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -240,7 +230,7 @@ def _build_fg_b_assets(
                 )
                 partition = baseline_partition(version, horizon, month)
                 tables = {
-                    table: enforce_contract(df, CATALOG_GROUPS[table], fg_b_spec=spec)
+                    table: enforce_contract(df, FG_B_TABLES[table].catalog_group, fg_b_spec=spec)
                     for table, df in (("host", frames.host), ("segment", frames.segment),
                                       ("ip_metadata", frames.ip_metadata), ("pair_rarity_host", rarity.host),
                                       ("pair_rarity_segment", rarity.segment))
@@ -313,8 +303,4 @@ def build_baseline_assets(
         pair_counts_key=pair_counts_key, inventory_key=inventory.key,
     )
     return [inventory, fg_b]
-
-
-def fg_b_asset_keys(project_name: str) -> dict[str, dg.AssetKey]:
-    return {table: dg.AssetKey([project_name, name]) for table, name in FG_B_ASSET_NAMES.items()}
 

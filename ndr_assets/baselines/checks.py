@@ -14,20 +14,13 @@ import dagster as dg
 from pyspark.sql import types as T
 
 from ndr_assets.baselines.datasets import fg_b_table_uri
-from ndr_assets.traffic.checks import SCHEMA_MATCHES_CONTRACT, schema_differences
+from ndr_assets.checks import SCHEMA_MATCHES_CONTRACT, schema_differences
 from ndr_assets.contracts import dataset_contract
+from ndr_assets.naming import FG_B_TABLES
 from ndr_assets.transforms.baselines import FgBFrames
 from ndr_resources.lake import Lake, PartitionSpec, join_uri
 from ndr_resources.specs import FgBBuilderSpec
 
-# FG-B table -> its group in the feature catalog (and schema contract).
-CATALOG_GROUPS = {
-    "host": "fg_b_host",
-    "segment": "fg_b_segment",
-    "ip_metadata": "fg_b_ip_metadata",
-    "pair_rarity_host": "pair_rarity_host",
-    "pair_rarity_segment": "pair_rarity_segment",
-}
 SEGMENT_HOST_PARITY = "segment_host_schema_parity"
 BASELINE_SUPPORT = "baseline_support"
 COLD_START_SHARE = "cold_start_share"
@@ -79,7 +72,7 @@ class FgBCheckInputs:
 
     def add(self, *, lake: Lake, session, spec: FgBBuilderSpec, partition: PartitionSpec, summary: dict,
             rows: dict[str, int]) -> None:
-        contracts = {table: dataset_contract(group, fg_b_spec=spec) for table, group in CATALOG_GROUPS.items()}
+        contracts = {name: dataset_contract(table.catalog_group, fg_b_spec=spec) for name, table in FG_B_TABLES.items()}
         published = {}
         for table, contract in contracts.items():
             schema = None

@@ -12,18 +12,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ndr_assets.partitions import next_month_start
-from ndr_assets.traffic.datasets import window_partitions
+from ndr_assets.datasets import window_partitions
+from ndr_assets.naming import FG_B_TABLES
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, window_starts
 from ndr_resources.lake import PartitionSpec, join_uri
 
-# Table name -> sub-path under the FG-B prefix (spec 003 item 11: /fg_b/host/, /fg_b/segment/, ...).
-FG_B_TABLES = {
-    "host": "host",
-    "segment": "segment",
-    "ip_metadata": "ip_metadata",
-    "pair_rarity_host": "pair_rarity/host",
-    "pair_rarity_segment": "pair_rarity/segment",
-}
 BASELINE_PARTITION_COLUMNS = ("feature_spec_version", "baseline_horizon", "baseline_month")
 
 
@@ -37,7 +30,7 @@ def month_start_of(ts: datetime) -> datetime:
 
 
 def fg_b_table_uri(fg_b_prefix: str, table: str) -> str:
-    return join_uri(fg_b_prefix, FG_B_TABLES[table]) + "/"
+    return join_uri(fg_b_prefix, FG_B_TABLES[table].path) + "/"
 
 
 def baseline_partition(feature_spec_version: str, horizon: str, month_start: datetime) -> PartitionSpec:

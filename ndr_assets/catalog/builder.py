@@ -74,6 +74,7 @@ from ndr_assets.transforms.baselines import BaselineMetricError, resolve_baselin
 from ndr_assets.transforms.fg_c import FgCColumnLists, resolve_fg_c_lists
 from ndr_assets.transforms.windows import WINDOW_LABELS
 from ndr_resources.errors import SpecError
+from ndr_resources.parameter_store.base import versioned_job_key
 from ndr_resources.specs import FgBBuilderSpec, FgCBuilderSpec, MachineInventoryUnloadSpec
 
 def group_context(group: str) -> list[tuple[str, str]]:
@@ -158,7 +159,7 @@ def fg_c_lists(spec: FgCBuilderSpec, feature_spec_version: str = "v1") -> FgCCol
         return resolve_fg_c_lists(spec)
     except ValueError as exc:
         key = str(exc).split(":", 1)[0]
-        raise SpecError("-", f"fg_c_builder#{feature_spec_version}", key, str(exc)) from None
+        raise SpecError("-", versioned_job_key("fg_c_builder", feature_spec_version), key, str(exc)) from None
 
 
 _TRANSFORM_TEXT = {
@@ -253,7 +254,7 @@ def fg_b_metrics(spec: FgBBuilderSpec | None, feature_spec_version: str = "v1") 
     try:
         return resolve_baseline_metrics(spec)[0]
     except BaselineMetricError as exc:
-        raise SpecError("-", f"fg_b_builder#{feature_spec_version}", exc.key, exc.problem) from None
+        raise SpecError("-", versioned_job_key("fg_b_builder", feature_spec_version), exc.key, exc.problem) from None
 
 
 def _group_entries(

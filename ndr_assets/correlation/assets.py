@@ -8,17 +8,16 @@ same-month mapping and the body never computes "the previous month".
 
 
 import dagster as dg
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ndr_assets.baselines.datasets import FG_B_TABLES, baseline_partition, fg_b_table_uri, month_label, month_start_of
-from ndr_assets.contracts import dataset_contract, enforce_contract
+from ndr_assets.baselines.datasets import baseline_partition, fg_b_table_uri, month_label, month_start_of
+from ndr_assets.contracts import dataset_contract
+from ndr_assets.publishing import publish_dataset
 from ndr_assets.partitions import correlation_partitions, first_baseline_month
-from ndr_assets.traffic import checks
-from ndr_assets.traffic.assets import group_name_for
-from ndr_assets.traffic.datasets import (
-    markdown_preview,
+from ndr_assets import checks
+from ndr_assets.naming import FG_B_TABLES, FG_C, asset_key, group_name_for
+from ndr_assets.datasets import (
     read_required_windows,
     window_partitions,
     with_partitions_of_window_end,
@@ -36,7 +35,7 @@ from ndr_assets.transforms.schemas import (
 from ndr_assets.transforms.windows import window_starts
 from ndr_resources.errors import InputDataError, SpecError
 from ndr_resources.lake import Lake, join_uri
-from ndr_resources.parameter_store.base import ParameterStore
+from ndr_resources.parameter_store.base import ParameterStore, versioned_job_key
 from ndr_resources.projects import ProjectConfig
 from ndr_resources.spark import SparkResource
 from ndr_resources.specs import FgCBuilderSpec
@@ -101,7 +100,7 @@ def build_correlation_assets(
     *, project: ProjectConfig, fg_a_key: dg.AssetKey, pair_counts_key: dg.AssetKey, fg_b_keys: dict[str, dg.AssetKey]
 ) -> list[dg.AssetsDefinition]:
     """FG-C of one project on its own 15-minute partitions (from the first baseline month)."""
-    key = dg.AssetKey([project.project_name, "fg_c"])
+    key = asset_key(project.project_name, FG_C)
     partitions_def = correlation_partitions(project.start)
 
     @dg.asset(
@@ -112,7 +111,7 @@ def build_correlation_assets(
         kinds={"spark", "parquet"},
         deps=[fg_a_key, pair_counts_key, *fg_b_keys.values()],
         check_specs=[
-            *checks.check_specs(key, with_dq=False),
+            *checks.check_specs(key),
             dg.AssetCheckSpec(NULL_RATE, asset=key, blocking=True,
                               description="No FG-C feature value is NaN or infinite (imputation is explicit, never silent)."),
         ],
@@ -125,7 +124,7 @@ def build_correlation_assets(
     def fg_c(
         context: dg.AssetExecutionContext, parameter_store: ParameterStore, lake: Lake, spark: SparkResource
     ) -> dg.MaterializeResult:
-        item = f"fg_c_builder#{project.feature_spec_version}"
+        item = versioned_job_key("fg_c_builder", project.feature_spec_version)
         spec = parameter_store.load_typed_spec(FgCBuilderSpec, project.project_name, "fg_c_builder",
                                                project.feature_spec_version)
         try:
@@ -149,25 +148,19 @@ def build_correlation_assets(
             result = build_fg_c(fg_a, baselines, pairs, spec)
         except InputDataError as exc:
             raise dg.Failure(description=f"{project.project_name}: FG-C cannot use its inputs: {exc}") from None
-        features = enforce_contract(result.features, "fg_c", fg_c_spec=spec).persist(StorageLevel.MEMORY_AND_DISK)
         output = spec.fg_c_output.s3_prefix
-        rows = lake.publish_partitions(with_partitions_of_window_end(features, "window_end_ts"), output, partitions)
-        rows_out = sum(rows.values())
-        rows_in = fg_a.count()
-        duplicates = checks.duplicate_key_count(features, FG_C_KEYS)
         contract = dataset_contract("fg_c", fg_c_spec=spec)
         feature_columns = [f.name for f in contract.fields if f.dataType.typeName() == "double"]
-        bad_values = _nan_count(features, feature_columns)
-        preview = markdown_preview(
-            features, ["host_ip", "window_end_ts", "baseline_source", "z_mad_sessions_cnt_w_15m",
-                       "anomaly_strength_core", "beacon_suspicion_score", "exfiltration_suspicion_score", "rare_pair_flag"]
+        features = publish_dataset(
+            result.features, dataset="fg_c", fg_c_spec=spec, lake=lake, location=output, partitions=partitions,
+            keys=FG_C_KEYS, with_partition_columns=lambda df: with_partitions_of_window_end(df, "window_end_ts"),
+            preview_columns=["host_ip", "window_end_ts", "baseline_source", "z_mad_sessions_cnt_w_15m",
+                             "anomaly_strength_core", "beacon_suspicion_score", "exfiltration_suspicion_score",
+                             "rare_pair_flag"],
+            measure=lambda df: _nan_count(df, feature_columns),
         )
-        schema = None
-        for partition in partitions:
-            if rows.get(partition.label()):
-                schema = session.read.parquet(lake.spark_uri(join_uri(output, partition.path()))).schema
-                break
-        features.unpersist()
+        rows_out, bad_values = features.rows_out, features.measured
+        rows_in = fg_a.count()
         counters = {k: int(v) for k, v in result.counters.items()}
         context.log.info(
             f"{project.project_name}: FG-C {len(starts)} window(s), {rows_out} rows; baseline choice and imputation: {counters}"
@@ -183,11 +176,10 @@ def build_correlation_assets(
                 "imputation": dg.MetadataValue.json(counters),
                 "cold_start_host_windows": counters.get("segment_cold_start", 0) + counters.get("segment_no_history", 0),
                 "location": dg.MetadataValue.path(output),
-                "preview": dg.MetadataValue.md(preview),
+                "preview": dg.MetadataValue.md(features.preview),
             },
             check_results=[
-                checks.schema_check(schema, contract, "fg_c"),
-                checks.keys_unique_check(duplicates, FG_C_KEYS, "fg_c"),
+                *features.check_results(),
                 checks.row_count_check(rows_out == rows_in, rows_in=rows_in, rows_out=rows_out),
                 dg.AssetCheckResult(check_name=NULL_RATE, passed=bad_values == 0,
                                     metadata={"nan_or_infinite_values": bad_values, "feature_columns": len(feature_columns)}),

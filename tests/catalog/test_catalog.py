@@ -39,7 +39,7 @@ from ndr_assets.transforms.schemas import (
     fg_b_segment_schema,
     machine_inventory_schema,
 )
-from ndr_assets.traffic.datasets import delta_host_slices_uri, delta_peer_slices_uri
+from ndr_assets.datasets import delta_host_slices_uri, delta_peer_slices_uri
 from ndr_resources.errors import SpecError
 from ndr_resources.lake import LocalLake
 from ndr_resources.specs import FG_C_TRANSFORMS, FgBBuilderSpec, FgCBuilderSpec
