@@ -38,3 +38,11 @@ class SchemaContractError(NdrError, ValueError):
         self.dataset = dataset
         self.problems = problems
         super().__init__(f"dataset '{dataset}' violates its schema contract: " + "; ".join(problems))
+
+
+class UnreadableFileError(InputDataError):
+    """One input file cannot be read in full (truncated gzip, corrupt Parquet): ``cause`` says why."""
+
+    def __init__(self, location: str, cause: str):
+        self.cause = cause
+        super().__init__(location, f"cannot read the file ({cause}): truncated or corrupt? re-deliver or remove it")

@@ -277,10 +277,16 @@ class PairCountsFilters(SpecModel):
     require_destination_port: bool = True
 
 
+class PairCountsDQ(SpecModel):
+    # Share of input records quarantined (malformed IPs, missing timestamps) before the check blocks.
+    max_rejection_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
 class PairCountsBuilderSpec(SpecModel):
     traffic_input: PairCountsTrafficInput
     pair_counts_output: S3Location
     filters: PairCountsFilters = Field(default_factory=PairCountsFilters)
+    dq: PairCountsDQ = Field(default_factory=PairCountsDQ)
     segment_mapping: SegmentMapping | None = None
 
 

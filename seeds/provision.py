@@ -495,7 +495,47 @@ def validate_items(items: list[dict[str, Any]], *, expected_jobs: tuple[str, ...
         report.problems.append(f"items belong to more than one project: {sorted(projects)}")
     if len(versions) > 1:
         report.problems.append(f"items carry more than one feature_spec_version: {sorted(versions)}")
+    report.problems += raw_input_disagreements(jobs)
     return report
+
+
+# Settings that say how the raw mini-batches are read; delta and pair counts read the same objects.
+RAW_INPUT_SETTINGS = ("s3_prefix", "format", "compression", "timezone")
+_RAW_INPUTS = {"delta_builder": "input", "pair_counts_builder": "traffic_input"}
+
+
+def raw_input_disagreements(items: list[dict[str, Any]]) -> list[str]:
+    """Where ``delta_builder.input`` and ``pair_counts_builder.traffic_input`` read the raw files differently.
+
+    Both assets read the same mini-batches: with different formats one of them quarantines or skips
+    every file, so the settings must agree (``field_mapping`` on the fields both map).
+    """
+    inputs = {}
+    for item in items:
+        job, _, version = str(item.get("job_name")).partition("#")
+        spec = item.get("spec")
+        if job in _RAW_INPUTS and isinstance(spec, dict) and isinstance(spec.get(_RAW_INPUTS[job]), dict):
+            inputs[job] = (f"{job}#{version}", _RAW_INPUTS[job], spec[_RAW_INPUTS[job]])
+    if len(inputs) < 2:
+        return []
+    (delta_item, delta_key, delta), (pairs_item, pairs_key, pairs) = inputs["delta_builder"], inputs["pair_counts_builder"]
+    defaults = {"format": "jsonl", "compression": "gzip", "timezone": "UTC"}
+    problems = []
+    for setting in RAW_INPUT_SETTINGS:
+        left, right = delta.get(setting, defaults.get(setting)), pairs.get(setting, defaults.get(setting))
+        if left != right:
+            problems.append(
+                f"{delta_item} {delta_key}.{setting}={left!r} but {pairs_item} {pairs_key}.{setting}={right!r}: "
+                "both read the same raw mini-batches, so they must agree"
+            )
+    delta_map, pairs_map = delta.get("field_mapping") or {}, pairs.get("field_mapping") or {}
+    for field_name in sorted(set(delta_map) & set(pairs_map)):
+        if delta_map[field_name] != pairs_map[field_name]:
+            problems.append(
+                f"{delta_item} {delta_key}.field_mapping.{field_name}={delta_map[field_name]!r} but {pairs_item} "
+                f"{pairs_key}.field_mapping.{field_name}={pairs_map[field_name]!r}: both read the same raw columns"
+            )
+    return problems
 
 
 # ---------------------------------------------------------------- provisioning

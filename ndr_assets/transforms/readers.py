@@ -48,7 +48,7 @@ from ndr_assets.transforms.panos_csv import (
     parse_panos_lines,
 )
 from ndr_assets.transforms.schemas import TRAFFIC_SCHEMA
-from ndr_resources.errors import InputDataError
+from ndr_resources.errors import InputDataError, UnreadableFileError
 from ndr_resources.specs import CANONICAL_TRAFFIC_FIELDS, REQUIRED_TRAFFIC_FIELDS, DeltaInput
 
 READ_REJECT_REASONS = ("unparseable_json", "short_line", "garbled_line")
@@ -83,7 +83,9 @@ TRAFFIC_FILE_SUFFIXES: dict[str, tuple[str, ...]] = {
 }
 TRAFFIC_FILE_SUFFIXES["jsonl"] = TRAFFIC_FILE_SUFFIXES["json"]
 
-_STATUS = "_read_status"
+# The read status of each record in TrafficRead.records (null: a traffic row).
+READ_STATUS_COLUMN = "_read_status"
+_STATUS = READ_STATUS_COLUMN
 _RAW_RECORD = "_raw_record"
 _SOURCE_FILE = "_source_file"
 _CORRUPT = "_corrupt_record"
@@ -275,11 +277,9 @@ def read_errors_named(spark: SparkSession, files: Sequence[str], file_format: st
             raise
         named = _file_named_in(message, files) or find_unreadable_file(spark, files, file_format)
         causes = _CAUSE_LINE.findall(message)
-        why = f" ({causes[-1].strip()})" if causes else ""
+        why = causes[-1].strip() if causes else f"not a readable {file_format} file"
         location = named or f"one of {len(files)} file(s) starting with {files[0]}"
-        raise InputDataError(
-            location, f"cannot read the {file_format} file{why}: truncated or corrupt? re-deliver or remove it"
-        ) from exc
+        raise UnreadableFileError(location, why) from exc
 
 
 def find_unreadable_file(spark: SparkSession, files: Sequence[str], file_format: str) -> str | None:

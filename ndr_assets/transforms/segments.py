@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -109,3 +109,19 @@ def assign_segment(df: DataFrame, ip_col: str, mapping: SegmentMapping | None, o
     return joined.withColumn(
         out_col, F.coalesce(F.col("__seg_segment_id"), F.lit(mapping.default_segment))
     ).drop(_IP_NUMBER, *_RANGES_SCHEMA.fieldNames())
+
+
+def in_segment_mapping(ip: Column, mapping: SegmentMapping | None) -> Column:
+    """True when ``ip`` is a host of the monitored network: inside a mapped segment other than the
+    default (the addresses ``delta.host_role_sessions`` keeps as hosts); every address without a mapping.
+
+    A column expression over the flattened ranges (no join), for counting beside other aggregates.
+    """
+    if mapping is None:
+        return F.lit(True)
+    number = ipv4_to_long(ip)
+    inside = F.lit(False)
+    for start, end, segment in segment_ranges(mapping):
+        if segment != mapping.default_segment:
+            inside = inside | number.between(start, end)
+    return F.coalesce(inside, F.lit(False))

@@ -91,10 +91,11 @@ def materialized(tmp_path_factory):
 
 
 def _set_max_rejection_rate(store, rate):
-    """An operator's edit of one spec key: a single-item replace in the parameter table."""
-    item = store.get_item(PROJECT, "delta_builder#v1")
-    item["spec"]["dq"]["max_rejection_rate"] = rate
-    store.put_item(item)
+    """An operator's edit of one spec key per item: a single-item replace in the parameter table."""
+    for job in ("delta_builder#v1", "pair_counts_builder#v1"):
+        item = store.get_item(PROJECT, job)
+        item["spec"].setdefault("dq", {})["max_rejection_rate"] = rate
+        store.put_item(item)
 
 
 def _partitions():
@@ -150,9 +151,12 @@ def test_rejected_row_is_quarantined_with_its_reason(materialized):
         rows = data[dataset].select("reject_reason", "mini_batch_id", "window_start").take(5)
         assert [tuple(r) for r in rows] == [("malformed_ip", "20260105T002200Z", W1)]
     delta_meta = first.materializations["delta"]
-    assert delta_meta["rows_in"] == 6 and delta_meta["rows_quarantined"] == 1
-    assert delta_meta["dq_counters"]["late_sessions"] == 1
-    assert delta_meta["dq_counters"]["malformed_ip"] == 1
+    assert (delta_meta["records_in"], delta_meta["records_published"], delta_meta["records_quarantined"],
+            delta_meta["records_skipped"]) == (6, 5, 1, 0)
+    assert delta_meta["quarantined_by_reason"] == {"malformed_ip": 1}
+    assert delta_meta["late_sessions"] == 1
+    pair_meta = first.materializations["pair_counts"]
+    assert (pair_meta["records_in"], pair_meta["records_published"], pair_meta["records_quarantined"]) == (6, 5, 1)
 
 
 def test_pair_counts_per_window(materialized, spark):
@@ -203,7 +207,8 @@ def test_checks_pass_and_rerun_publishes_the_same_rows(materialized):
 
 def test_high_rejection_rate_blocks_fg_a(materialized):
     *_, blocked, _ = materialized
-    assert blocked.checks_failed == ["delta.dq_rejection_rate_under_threshold"]
+    assert sorted(blocked.checks_failed) == ["delta.dq_rejection_rate_under_threshold",
+                                             "pair_counts.dq_rejection_rate_under_threshold"]
     assert "fg_a" not in blocked.materializations
     assert blocked.error is not None
     with pytest.raises(RuntimeError, match="dq_rejection_rate_under_threshold"):

@@ -346,6 +346,33 @@ def test_provision_writes_nothing_when_a_template_lacks_a_required_key(tmp_path)
     assert lake.list_objects(f"s3://{BUCKET}/") == []
 
 
+def test_provision_refuses_raw_input_settings_that_disagree(tmp_path):
+    """Delta and pair counts read the same mini-batches: a format set in one item only is refused."""
+    store, lake = _stores(tmp_path)
+    with pytest.raises(ProvisioningError) as err:
+        provision(store, lake, **ARGS, spec_overrides={"delta_builder": {"input": {"format": "parquet"}}})
+    assert (
+        "delta_builder#v1 input.format='parquet' but pair_counts_builder#v1 traffic_input.format='jsonl': "
+        "both read the same raw mini-batches, so they must agree"
+    ) in str(err.value)
+    assert store.query_prefix(PROJECT, "") == []
+
+    both = {"delta_builder": {"input": {"format": "parquet"}},
+            "pair_counts_builder": {"traffic_input": {"format": "parquet"}}}
+    provision(store, lake, **ARGS, spec_overrides=both)
+    assert store.load_typed_spec(PairCountsBuilderSpec, PROJECT, "pair_counts_builder", VERSION).traffic_input.format == "parquet"
+
+
+def test_raw_input_field_mappings_must_agree_on_shared_fields():
+    items = render_templates(PROJECT, BUCKET, VERSION, ORG1, ORG2, START)
+    (pairs,) = [i for i in items if i.get("job_name") == "pair_counts_builder#v1"]
+    pairs["spec"]["traffic_input"]["field_mapping"]["event_start"] = "receive_time"
+    assert validate_items(items).problems == [
+        "delta_builder#v1 input.field_mapping.event_start='start' but pair_counts_builder#v1 "
+        "traffic_input.field_mapping.event_start='receive_time': both read the same raw columns"
+    ]
+
+
 # ---------------------------------------------------------------- CLI
 
 CLI_ARGS = ["--project", PROJECT, "--bucket", BUCKET, "--org1", ORG1, "--org2", ORG2, "--start-date", START]

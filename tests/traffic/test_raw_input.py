@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from ndr_assets.traffic.raw_input import lateness_counts, list_mini_batches, with_arrival_window
+from ndr_assets.traffic.raw_input import SkippedObject, lateness_counts, list_mini_batches, with_arrival_window
 from ndr_resources.lake import LocalLake
 
 W_0008 = datetime(2026, 1, 5, 0, 8, tzinfo=UTC)
@@ -19,13 +19,15 @@ def test_mini_batches_belong_to_the_window_containing_their_landing_time(tmp_pat
     for name in ["20260105T000800Z", "20260105T002259Z-a", "20260105T002300Z", "20260105T003759Z", "not-a-batch"]:
         lake.write_bytes(f"{PREFIX}{name}/part-00000.json.gz", b"x")
     lake.write_bytes(f"{PREFIX}20260105T002300Z/_SUCCESS", b"")
-    first = list_mini_batches(lake, PREFIX, W_0008, W_0023)
+    first = list_mini_batches(lake, PREFIX, W_0008, W_0023, "jsonl")
     assert first.batches == ["20260105T000800Z", "20260105T002259Z-a"]
-    assert first.unrecognised_folders == ["not-a-batch"]
-    second = list_mini_batches(lake, PREFIX, W_0023, W_0038)
+    assert first.unrecognised_folders == [SkippedObject(
+        f"{PREFIX}not-a-batch/", "folder name carries no landing time (expected %Y%m%dT%H%M%SZ[-suffix])")]
+    second = list_mini_batches(lake, PREFIX, W_0023, W_0038, "jsonl")
     assert second.batches == ["20260105T002300Z", "20260105T003759Z"]
-    # Marker files are not data.
+    # Marker files are not data, and not a loss either: counted apart.
     assert [f.rsplit("/", 2)[-2] for f in second.files] == ["20260105T002300Z", "20260105T003759Z"]
+    assert second.skipped == [] and second.bookkeeping_objects == 1
 
 
 def test_sessions_straddling_an_edge_count_where_they_arrived_and_lateness_is_counted(spark):

@@ -22,7 +22,7 @@ from ndr_assets.transforms.readers import (
     read_traffic,
     select_traffic_files,
 )
-from ndr_resources.errors import InputDataError
+from ndr_resources.errors import InputDataError, UnreadableFileError
 from ndr_resources.specs import DeltaInput
 from tests.transforms.traffic_factory import session, traffic_frame
 
@@ -388,11 +388,12 @@ def test_corrupt_gzip_raises_input_data_error_naming_the_file(spark, tmp_path):
 
     read = read_traffic(spark, [good, str(truncated)], PANOS)  # lazy: nothing fails yet
 
-    with pytest.raises(InputDataError) as error:
+    with pytest.raises(UnreadableFileError) as error:
         with read.named_read_errors():
             read.traffic.count()
     assert error.value.location == str(truncated)
-    assert "cannot read the jsonl file" in error.value.problem
+    assert error.value.cause == "Unexpected end of input stream"
+    assert "cannot read the file (Unexpected end of input stream)" in error.value.problem
     with pytest.raises(InputDataError, match=str(truncated)):
         read.counters()
     assert find_unreadable_file(spark, [good, str(truncated)], "jsonl") == str(truncated)
