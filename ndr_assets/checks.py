@@ -116,7 +116,7 @@ def dq_rejection_check(records: int, quarantined: int, threshold: float, *, key:
 def input_complete_check(skipped: Sequence, unreadable: Sequence, unrecognised: Sequence) -> dg.AssetCheckResult:
     """Fails when any object was skipped or unreadable; the metadata lists them with their reasons."""
     listed = [f"{o.uri}: {o.reason}" for o in [*unrecognised, *skipped]]
-    listed += [f"{f.path}: unreadable ({f.cause}); quarantined whole" for f in unreadable]
+    listed += [f"{f.uri}: unreadable ({f.cause}); quarantined whole" for f in unreadable]
     problems = len(skipped) + len(unreadable) + len(unrecognised)
     description = (
         "every object was read" if not problems else

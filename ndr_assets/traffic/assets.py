@@ -114,7 +114,7 @@ def _log_listing(context: dg.AssetExecutionContext, project: ProjectConfig, raw:
     for skipped in [*listing.unrecognised_folders, *listing.skipped]:
         context.log.warning(f"{project.project_name}: not read: {skipped.uri}: {skipped.reason}")
     for bad in raw.unreadable:
-        context.log.error(f"{project.project_name}: unreadable file quarantined whole: {bad.path}: {bad.cause}")
+        context.log.error(f"{project.project_name}: unreadable file quarantined whole: {bad.uri}: {bad.cause}")
 
 
 def _incomplete_windows(raw: WindowTraffic) -> list[str]:

@@ -49,6 +49,7 @@ class MiniBatchListing:
 
     batches: list[str]
     files: list[str]  # what Spark reads (Lake.spark_uri of each data object)
+    uris: dict[str, str] = field(default_factory=dict)  # Spark path -> the object's s3:// URI
     # Objects inside those mini-batch folders that are not read, with the reason.
     skipped: list[SkippedObject] = field(default_factory=list)
     # Folders under the ingestion prefix that belong to no window (no landing time, unsafe name).
@@ -105,6 +106,7 @@ def list_mini_batches(
                 listing.skipped.append(SkippedObject(uri, problem))
             else:
                 listing.files.append(lake.spark_uri(uri))
+                listing.uris[listing.files[-1]] = uri
     return listing
 
 
@@ -144,7 +146,8 @@ def lateness_counts(traffic: DataFrame) -> dict[str, int]:
 class UnreadableFile:
     """A listed file Spark could not read in full; its rows are unknown, so it is quarantined whole."""
 
-    path: str
+    path: str  # as Spark read it (the quarantine's source_file, like every reader reject)
+    uri: str  # the object's s3:// URI
     mini_batch_id: str
     cause: str
 
@@ -200,4 +203,6 @@ def read_window_traffic(
                 raise
             files.remove(exc.location)
             folder = exc.location.rstrip("/").rsplit("/", 2)[-2]
-            unreadable.append(UnreadableFile(path=exc.location, mini_batch_id=folder, cause=exc.cause))
+            unreadable.append(UnreadableFile(
+                path=exc.location, uri=listing.uris[exc.location], mini_batch_id=folder, cause=exc.cause
+            ))
