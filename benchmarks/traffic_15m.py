@@ -270,8 +270,10 @@ def run_benchmark(
     project = project_name_for(*TENANT)
     lake = LocalLake(root=str(paths.lake_root))
     store = SqliteParameterStore(path=str(paths.parameters_db))
+    # Both raw readers read what the generator writes (provisioning refuses formats that disagree).
+    raw_format = {"delta_builder": {"input": {"format": fmt}}, "pair_counts_builder": {"traffic_input": {"format": fmt}}}
     provision(store, lake, project_name=project, bucket=BUCKET, feature_spec_version=FEATURE_SPEC_VERSION,
-              org1=TENANT[0], org2=TENANT[1], start_date=day.date().isoformat())
+              org1=TENANT[0], org2=TENANT[1], start_date=day.date().isoformat(), spec_overrides=raw_format)
 
     log(f"Sizing the day for about {events:,} sessions ({hosts} hosts)")
     scale = choose_scale(events, day=day, hosts=hosts, seed=seed, scratch=home / "scratch-lake")

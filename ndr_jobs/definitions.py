@@ -31,7 +31,10 @@ def build_definitions() -> dg.Definitions:
     resources = resources_for(env)
     projects = load_project_configs(resources["parameter_store"])
     assets = [asset for project in projects for asset in project_assets(project)]
-    return dg.Definitions(assets=assets, jobs=project_jobs(projects), resources=resources)
+    # Source references: the UI links each asset to the factory code that builds it.
+    return dg.Definitions(
+        assets=dg.with_source_code_references(assets), jobs=project_jobs(projects), resources=resources
+    )
 
 
 defs = build_definitions()

@@ -1,5 +1,7 @@
 """The code location loads from the parameter store: one asset group per routed project."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 from typer.testing import CliRunner
@@ -62,6 +64,16 @@ def test_each_routed_project_gets_its_own_group_partitions_and_job(ndr_home):
         "ndr-globex-retail/fg_b_ip_metadata:cold_start_share", "ndr-globex-retail/fg_c:null_rate_zero",
         "ndr-globex-retail/fg_c:schema_matches_contract", "ndr-globex-retail/pair_rarity:schema_matches_contract",
     } <= checks
+    assert {c for c in checks if "/delta:" in c} == {
+        f"ndr-globex-retail/delta:{name}" for name in (
+            "schema_matches_contract", "keys_unique", "row_count_sane", "dq_rejection_rate_under_threshold",
+            "input_complete", "monitored_hosts_present")
+    }
+    assert "ndr-globex-retail/pair_counts:dq_rejection_rate_under_threshold" in checks
+    # The UI links every asset to the code that builds it.
+    for key in graph.get_all_asset_keys():
+        references = graph.get(key).metadata["dagster/code_references"].code_references
+        assert references and all(Path(r.file_path).is_file() for r in references), key
     # FG-B reads the previous month's windows; FG-C the same month's baselines.
     fg_b_host = graph.get(dg.AssetKey(["ndr-globex-retail", "fg_b_host"]))
     assert dg.AssetKey(["ndr-globex-retail", "fg_a"]) in fg_b_host.parent_keys
