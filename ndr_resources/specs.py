@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ndr_resources.errors import SpecError
 
 # Canonical traffic columns a reader produces; ``field_mapping`` maps these to source columns.
+# ``device_serial`` and ``session_id`` identify a session (with its start time) across deliveries.
 CANONICAL_TRAFFIC_FIELDS = (
     "source_ip",
     "destination_ip",
@@ -35,6 +36,8 @@ CANONICAL_TRAFFIC_FIELDS = (
     "session_end_reason",
     "log_type",
     "log_subtype",
+    "device_serial",
+    "session_id",
 )
 REQUIRED_TRAFFIC_FIELDS = ("source_ip", "destination_ip", "destination_port", "event_start", "event_end")
 JOB_NAMES = (

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 # Position (0-based, after the syslog header) -> raw PAN-OS field name (see notes/common.md).
 PANOS_CSV_POSITIONS: dict[int, str] = {
     1: "receive_time",
+    2: "serial",
     3: "type",
     4: "subtype",
     6: "time_generated",

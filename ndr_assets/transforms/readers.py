@@ -75,6 +75,8 @@ PANOS_FIELD_MAPPING: dict[str, str] = {
     "session_end_reason": "session_end_reason",
     "log_type": "type",
     "log_subtype": "subtype",
+    "device_serial": "serial",
+    "session_id": "sessionid",
 }
 TRAFFIC_FILE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "json": (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"),

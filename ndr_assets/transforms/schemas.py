@@ -35,7 +35,9 @@ TRAFFIC_SCHEMA = T.StructType(
         T.StructField("destination_zone", T.StringType()),
         T.StructField("session_end_reason", T.StringType()),
         T.StructField("log_type", T.StringType()),  # TRAFFIC
-        T.StructField("log_subtype", T.StringType()),  # start, end, drop, deny
+        T.StructField("log_subtype", T.StringType()),  # end, drop, deny (start logs are skipped by the reader)
+        T.StructField("device_serial", T.StringType()),  # the firewall's serial number (null: one firewall)
+        T.StructField("session_id", T.LongType()),  # the firewall's session id (reused after a while)
         T.StructField("mini_batch_id", T.StringType()),
         T.StructField("source_file", T.StringType()),
     ]

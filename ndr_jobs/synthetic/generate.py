@@ -335,8 +335,10 @@ def _write_batches(
     if rows.empty:
         return
     rows = rows.sort_values(["batch_window", "receive", "sessionid"], kind="stable", ignore_index=True)
+    serial = f"0079{network.tenant_key % 10**8:08d}"
     records = panos_records(
         rows,
+        serial=serial,
         sessionid=rows["sessionid"].to_numpy(),
         receive=rows["receive"].to_numpy(),
         malformed=rows["malformed"].to_numpy(),
@@ -345,13 +347,12 @@ def _write_batches(
     boundaries = np.flatnonzero(np.diff(batch_windows)) + 1
     starts = np.concatenate([[0], boundaries])
     stops = np.concatenate([boundaries, [len(rows)]])
-    serial = f"0079{network.tenant_key % 10**8:08d}"
     if options.fmt == "jsonl":
         encoded = jsonl_lines(records)
     elif options.fmt == "parquet":
         encoded = parquet_table(records)
     else:
-        encoded = panos_csv_lines(records, serial=serial)
+        encoded = panos_csv_lines(records)
     for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
         window = int(batch_windows[lo])
         mini_batch_id = mini_batch_id_for_window(window)

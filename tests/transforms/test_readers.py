@@ -32,6 +32,7 @@ MB2 = "20260105T083010Z-fw02"
 # One PAN-OS TRAFFIC session as the generator writes it (JSON lines / Parquet).
 RAW = {
     "receive_time": "2026/01/05 08:24:55",
+    "serial": "012801000001",
     "type": "TRAFFIC",
     "subtype": "end",
     "time_generated": "2026/01/05 08:24:54",
@@ -77,6 +78,8 @@ CANONICAL = {
     "session_end_reason": "tcp-fin",
     "log_type": "TRAFFIC",
     "log_subtype": "end",
+    "device_serial": "012801000001",
+    "session_id": 4711,
 }
 NULL_CANONICAL = dict.fromkeys(CANONICAL)
 PANOS = DeltaInput(s3_prefix="s3://raw/paloalto/org1/org2/", format="jsonl", field_mapping=PANOS_FIELD_MAPPING)
