@@ -43,11 +43,14 @@ TRAFFIC_SCHEMA = T.StructType(
     ]
 )
 
-# Rows rejected by a DQ rule or a parser: the original values as text, why, and where they came from.
+# Rows rejected by a DQ rule or a parser: the original record, why, and where it came from.
+# ``raw_record`` is binary: a rejected line's bytes as delivered (they need not be UTF-8, and a string
+# column holding invalid UTF-8 makes the Parquet file unreadable for pyarrow/pandas); DQ rejects and
+# Parquet rows hold their values as JSON text in UTF-8.
 QUARANTINE_SCHEMA = T.StructType(
     [
         T.StructField("reject_reason", T.StringType(), False),
-        T.StructField("raw_record", T.StringType()),
+        T.StructField("raw_record", T.BinaryType()),
         T.StructField("source_file", T.StringType()),
         T.StructField("mini_batch_id", T.StringType()),
         T.StructField("window_start", T.TimestampType(), False),
