@@ -77,8 +77,8 @@ def panos_records(
 ) -> pd.DataFrame:
     """PAN-OS TRAFFIC records of ``sessions`` (one per row, same order).
 
-    ``serial`` is the firewall's serial number; ``receive`` is the epoch second the firewall logged each record; ``malformed`` holds one of
-    ``MALFORMED_KINDS`` for rows to corrupt and "" for the rest.
+    ``serial`` is the firewall's serial number; ``receive`` is the epoch second the firewall logged
+    each record; ``malformed`` holds one of ``MALFORMED_KINDS`` for rows to corrupt and "" for the rest.
     """
     start = sessions["start"].to_numpy(dtype=np.int64)
     elapsed = sessions["elapsed"].to_numpy(dtype=np.int64)
