@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ndr_resources.errors import SpecError
 
 # Canonical traffic columns a reader produces; ``field_mapping`` maps these to source columns.
+# ``device_serial`` and ``session_id`` identify a session (with its start time) across deliveries.
 CANONICAL_TRAFFIC_FIELDS = (
     "source_ip",
     "destination_ip",
@@ -35,6 +36,8 @@ CANONICAL_TRAFFIC_FIELDS = (
     "session_end_reason",
     "log_type",
     "log_subtype",
+    "device_serial",
+    "session_id",
 )
 REQUIRED_TRAFFIC_FIELDS = ("source_ip", "destination_ip", "destination_port", "event_start", "event_end")
 JOB_NAMES = (
@@ -59,6 +62,20 @@ JOB_NAMES = (
 
 # Spark accepts fixed offsets ("+02:00", "UTC+2") besides IANA zone names.
 _FIXED_OFFSET = re.compile(r"^(UTC|GMT)?[+-]\d{1,2}(:\d{2})?$")
+# PAN-OS lines are < 4 KiB; a longer record is rejected as record_too_large before any parsing.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+def known_time_zone(value: str) -> str:
+    """``value`` when it is an IANA zone name or a fixed offset Spark understands, else ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        if not _FIXED_OFFSET.match(value):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name or an offset like +02:00)") from None
+    return value
 
 
 class SpecModel(BaseModel):
@@ -111,6 +128,10 @@ class DeltaInput(S3Location):
     compression: Literal["gzip", "none"] | None = "gzip"
     schema_projection: list[str] | None = None
     field_mapping: dict[str, str] = Field(default_factory=dict)
+    # The zone of timestamps written without an offset (PAN-OS writes device-local time).
+    timezone: Annotated[str, AfterValidator(known_time_zone)] = "UTC"
+    # Records (lines; Parquet rows as JSON) longer than this are rejected as record_too_large.
+    max_record_bytes: int = Field(default=MAX_RECORD_BYTES, ge=1)
 
     @field_validator("field_mapping")
     @classmethod
@@ -227,14 +248,7 @@ class FgABuilderSpec(SpecModel):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            if not _FIXED_OFFSET.match(value):
-                raise ValueError(f"unknown time zone {value!r} (an IANA name or an offset like +02:00)") from None
-        return value
+        return known_time_zone(value)
 
     @field_validator("working_hours")
     @classmethod

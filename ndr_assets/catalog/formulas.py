@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ndr_assets.transforms.actions import ALLOWED_ACTIONS, DENIED_ACTIONS, RESET_ACTIONS
 from ndr_assets.transforms.fg_a import NIGHT_END_HOUR, NIGHT_START_HOUR
 from ndr_assets.transforms.schemas import ADDITIVE_METRICS, DISTRIBUTION_METRICS, MAX_METRICS
 from ndr_assets.transforms.windows import WINDOW_LENGTHS_MINUTES
@@ -28,10 +29,14 @@ class ColumnDoc:
 # ---------------------------------------------------------------- delta: the 31 base metrics per slice
 
 # Formula per (host_ip, role, slice); "count" = number of the host's role-session rows in the slice.
-_DENY_ACTIONS = "deny, drop, drop-icmp, reset-client, reset-server, reset-both"
+# The action classes of ndr_assets.transforms.actions, the same tuples the delta builder counts.
+_DENY_ACTIONS = ", ".join(DENIED_ACTIONS)
+_RESET_ACTIONS = ", ".join(RESET_ACTIONS)
 BASE_METRIC_DOCS: dict[str, ColumnDoc] = {
     "sessions_cnt": ColumnDoc("count(*)", "Sessions of the host in its role.", ("traffic",)),
-    "allow_cnt": ColumnDoc("count(action == 'allow')", "Sessions the firewall allowed.", ("traffic.action",)),
+    "allow_cnt": ColumnDoc(
+        f"count(action in ({', '.join(ALLOWED_ACTIONS)}))", "Sessions the firewall allowed.", ("traffic.action",)
+    ),
     "deny_cnt": ColumnDoc(
         f"count(action in ({_DENY_ACTIONS}))",
         "Sessions the firewall refused (the earlier system's drop_cnt).",
@@ -43,7 +48,7 @@ BASE_METRIC_DOCS: dict[str, ColumnDoc] = {
         ("traffic.action", "traffic.session_end_reason"),
     ),
     "rst_cnt": ColumnDoc(
-        "count(session_end_reason like 'tcp-rst%' or action like 'reset%')",
+        f"count(session_end_reason like 'tcp-rst%' or action in ({_RESET_ACTIONS}))",
         "Sessions ended by a TCP reset.",
         ("traffic.action", "traffic.session_end_reason"),
     ),

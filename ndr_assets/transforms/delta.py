@@ -16,16 +16,18 @@ Metric formulas per (host_ip, role, slice); "count" = number of role-session row
 
 ======================================  ===================================================================
 ``sessions_cnt``                        count
-``allow_cnt``                           count of ``action == 'allow'``
-``deny_cnt``                            count of ``action`` in deny, drop, drop-icmp, reset-client,
-                                        reset-server, reset-both (every action that refused the session;
-                                        the earlier system's ``drop_cnt``, spec 003 item 7)
+``allow_cnt``                           count of ``action`` in ``actions.ALLOWED_ACTIONS`` (allow)
+``deny_cnt``                            count of ``action`` in ``actions.DENIED_ACTIONS``: deny, drop,
+                                        drop-icmp, reset-client, reset-server, reset-both (every action that
+                                        refused the session; the earlier system's ``drop_cnt``, spec 003
+                                        item 7). Actions compare in their normalized spelling
+                                        (``actions.normalized_action``: ``reset both`` is ``reset-both``)
 ``alert_cnt``                           count of sessions a security policy acted on: ``action == 'alert'``
                                         or ``session_end_reason`` in (threat, policy-deny) or starting with
                                         ``decrypt-`` (TRAFFIC logs carry no ``alert`` action; the end reason
                                         is where a threat/policy verdict shows)
 ``rst_cnt``                             count of ``session_end_reason`` starting with ``tcp-rst`` or
-                                        ``action`` starting with ``reset``
+                                        ``action`` in ``actions.RESET_ACTIONS`` (reset-client/-server/-both)
 ``aged_out_cnt``                        count of ``session_end_reason == 'aged-out'``
 ``zero_reply_cnt``                      count of sessions whose RESPONDER (the session's destination) sent
                                         nothing: ``destination_bytes == 0``. For the outbound role that is
@@ -91,6 +93,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
+from ndr_assets.transforms.actions import ALLOWED_ACTIONS, DENIED_ACTIONS, RESET_ACTIONS, normalized_action
 from ndr_assets.transforms.port_sets import PortSets
 from ndr_assets.transforms.schemas import (
     ADDITIVE_METRICS,
@@ -130,7 +133,6 @@ _SLICE_KEYS = ["host_ip", "role", "window_start"]
 _PEER_KEYS = ["peer_ip", "peer_port", "peer_segment"]
 _BUCKET = "event_end_bucket"
 
-DENY_ACTIONS = ("deny", "drop", "drop-icmp", "drop icmp", "reset-client", "reset-server", "reset-both")
 ALERT_END_REASONS = ("threat", "policy-deny")
 ICMP_PROTOCOLS = ("icmp", "ipv6-icmp", "icmp6")
 
@@ -249,15 +251,15 @@ def _in_ports(ports: frozenset[int]) -> Column:
 
 def _session_values(port_sets: PortSets, options: DeltaOptions) -> dict[str, Column]:
     """Per role-session value of every additive metric: the slice value is their sum."""
-    action = F.lower(F.col("action"))
+    action = normalized_action(F.col("action"))
     reason = F.lower(F.col("session_end_reason"))
     protocol = F.lower(F.col("protocol"))
     return {
         "sessions_cnt": F.lit(1),
-        "allow_cnt": _flag(action == "allow"),
-        "deny_cnt": _flag(action.isin(*DENY_ACTIONS)),
+        "allow_cnt": _flag(action.isin(*ALLOWED_ACTIONS)),
+        "deny_cnt": _flag(action.isin(*DENIED_ACTIONS)),
         "alert_cnt": _flag((action == "alert") | reason.isin(*ALERT_END_REASONS) | reason.startswith("decrypt-")),
-        "rst_cnt": _flag(reason.startswith("tcp-rst") | action.startswith("reset")),
+        "rst_cnt": _flag(reason.startswith("tcp-rst") | action.isin(*RESET_ACTIONS)),
         "aged_out_cnt": _flag(reason == "aged-out"),
         "zero_reply_cnt": _flag(F.col("reply_bytes") == 0),
         "short_session_cnt": _flag(F.col("duration_s") < F.lit(options.short_session_max_s)),

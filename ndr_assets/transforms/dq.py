@@ -99,7 +99,9 @@ def apply_dq(traffic: DataFrame, dq: DeltaDQ) -> DqResult:
     clean = flagged.filter(F.col(REASON_COL).isNull()).select(*TRAFFIC_SCHEMA.fieldNames())
     rejects = flagged.filter(F.col(REASON_COL).isNotNull()).select(
         F.col(REASON_COL).alias("reject_reason"),
-        F.to_json(F.struct(*[F.col(name) for name in TRAFFIC_SCHEMA.fieldNames()])).alias("raw_record"),
+        F.to_json(F.struct(*[F.col(name) for name in TRAFFIC_SCHEMA.fieldNames()]))
+        .cast(T.BinaryType())  # UTF-8 bytes of the JSON text (QUARANTINE_SCHEMA)
+        .alias("raw_record"),
         "source_file",
         "mini_batch_id",
     )

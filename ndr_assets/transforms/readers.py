@@ -4,13 +4,26 @@ The caller lists the files of one or more mini-batch folders (the Lake does that
 Spark-readable paths; every path contains ``/<mini_batch_id>/``. One pass over the files gives one
 row per record with a read status:
 
-- null: a canonical traffic row (-> :attr:`TrafficRead.traffic`);
-- ``non_traffic``: a log line of another PAN-OS type (THREAT, SYSTEM, ...): counted and skipped;
-- a reject reason (-> :attr:`TrafficRead.rejects`, ``REJECT_SCHEMA``):
+- null: a canonical traffic row, one session (-> :attr:`TrafficRead.traffic`);
+- skipped by rule (counted, neither traffic nor a reject): ``non_traffic``, a log line of another
+  PAN-OS type (THREAT, SYSTEM, ...); ``start_log``, a TRAFFIC record of subtype ``start`` (any case,
+  trimmed), which a firewall logging at session start writes when a session opens: the session is
+  counted once, by its ``end`` record (or by the single ``drop``/``deny`` record of a session that
+  never opened, or by a record without a subtype);
+- a reject reason (-> :attr:`TrafficRead.rejects`, ``REJECT_SCHEMA``), the first that applies:
+  ``record_too_large`` (a line, or a Parquet row as JSON, longer than ``input.max_record_bytes``,
+  default 1 MiB; checked before any parsing, so a huge line is named for what it is),
   ``unparseable_json`` (a JSON line that is not a JSON object), ``short_line`` (a PAN-OS CSV line
   with fewer than 47 fields), ``garbled_line`` (a number or timestamp that cannot be parsed, in any
   format, or a CSV line without a log type). Rejects carry no ``window_start``:
-  :func:`ndr_assets.transforms.dq.to_quarantine` adds it.
+  :func:`ndr_assets.transforms.dq.to_quarantine` adds it. Their ``raw_record`` is binary: the line's
+  bytes as delivered (JSON, CSV), so a line with bytes that are not UTF-8 stays readable in the
+  quarantine Parquet; a Parquet row's raw record is its columns as JSON text in UTF-8.
+
+Values are normalized where sources differ in spelling: ``protocol`` and ``log_subtype`` trimmed and
+lower case, ``action`` by :func:`ndr_assets.transforms.actions.normalized_action` (``reset both`` ->
+``reset-both``). Kept sessions with an action outside the seven documented ones, or a subtype other
+than start/end/drop/deny, are counted (``unknown_action``, ``unknown_subtype``), never dropped.
 
 Column resolution (``field_mapping``, canonical -> source column): a mapped canonical field reads
 its source column; an unmapped one reads a same-named source column when there is one, else it is
@@ -24,8 +37,12 @@ with a reason rather than failing the batch.
 Spark reads lazily: a truncated or corrupt file fails when an action runs. Run actions on the
 returned frames inside :meth:`TrafficRead.named_read_errors` (``counters()`` does) to turn that
 failure into an :class:`InputDataError` naming the file. Decompression follows the file extension
-(``.gz``); ``format`` ``json`` and ``jsonl`` both mean JSON lines. Timestamps are read as UTC wall
-time when they carry no offset (the session time zone is UTC).
+(``.gz``); ``format`` ``json`` and ``jsonl`` both mean JSON lines.
+
+Time zone: PAN-OS writes device-local times. A timestamp text without an explicit offset (PAN-OS
+``yyyy/MM/dd HH:mm:ss``, ISO 8601 without offset) is wall time in ``input.timezone`` (default UTC)
+and converted to UTC; ISO 8601 with an offset, epoch seconds and native Parquet timestamps are
+instants and stay as they are. (The Spark session time zone is UTC, see ``ndr_resources.spark``.)
 """
 
 from __future__ import annotations
@@ -40,6 +57,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ndr_assets.transforms.actions import is_unknown_action, normalized_action
 from ndr_assets.transforms.dq import REJECT_SCHEMA
 from ndr_assets.transforms.panos_csv import (
     MIN_TRAFFIC_FIELDS,
@@ -51,8 +69,14 @@ from ndr_assets.transforms.schemas import TRAFFIC_SCHEMA
 from ndr_resources.errors import InputDataError, UnreadableFileError
 from ndr_resources.specs import CANONICAL_TRAFFIC_FIELDS, REQUIRED_TRAFFIC_FIELDS, DeltaInput
 
-READ_REJECT_REASONS = ("unparseable_json", "short_line", "garbled_line")
+RECORD_TOO_LARGE = "record_too_large"
+READ_REJECT_REASONS = (RECORD_TOO_LARGE, "unparseable_json", "short_line", "garbled_line")
 NON_TRAFFIC = "non_traffic"
+START_LOG = "start_log"
+SKIPPED_STATUSES = (NON_TRAFFIC, START_LOG)  # counted, neither traffic nor a reject
+START_SUBTYPE = "start"
+# TRAFFIC subtypes of one session each; any other non-null subtype is counted as unknown_subtype.
+SESSION_SUBTYPES = ("end", "drop", "deny")
 PANOS_TIME_FORMAT = "yyyy/MM/dd HH:mm:ss"
 # The field_mapping of a PAN-OS source (seeds and the generator use it); never applied implicitly.
 PANOS_FIELD_MAPPING: dict[str, str] = {
@@ -75,6 +99,8 @@ PANOS_FIELD_MAPPING: dict[str, str] = {
     "session_end_reason": "session_end_reason",
     "log_type": "type",
     "log_subtype": "subtype",
+    "device_serial": "serial",
+    "session_id": "sessionid",
 }
 TRAFFIC_FILE_SUFFIXES: dict[str, tuple[str, ...]] = {
     "json": (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"),
@@ -89,12 +115,14 @@ _STATUS = READ_STATUS_COLUMN
 _RAW_RECORD = "_raw_record"
 _SOURCE_FILE = "_source_file"
 _CORRUPT = "_corrupt_record"
+_LINE = "_line"
 _JSON_SAMPLE_LINES = 10
 _CANONICAL_TYPES = {f.name: f.dataType for f in TRAFFIC_SCHEMA.fields if f.name in CANONICAL_TRAFFIC_FIELDS}
-_LOWER_CASE_FIELDS = ("protocol", "action")
+_LOWER_CASE_FIELDS = ("protocol", "log_subtype")
+_RULE_FIELDS = ("log_type", "log_subtype")  # read for the skip rules even when not projected
 _RECORDS_SCHEMA = T.StructType(
     TRAFFIC_SCHEMA.fields
-    + [T.StructField(_STATUS, T.StringType()), T.StructField(_RAW_RECORD, T.StringType())]
+    + [T.StructField(_STATUS, T.StringType()), T.StructField(_RAW_RECORD, T.BinaryType())]
 )
 
 
@@ -107,7 +135,7 @@ class TrafficRead:
 
     traffic: DataFrame  # TRAFFIC_SCHEMA
     rejects: DataFrame  # REJECT_SCHEMA (QUARANTINE_SCHEMA without window_start)
-    records: DataFrame  # one row per record read: canonical columns + _read_status + _raw_record
+    records: DataFrame  # one row per record read: canonical columns + _read_status + _raw_record (binary)
     spark: SparkSession
     files: tuple[str, ...]
     file_format: str
@@ -121,15 +149,23 @@ class TrafficRead:
     def counters(self) -> dict[str, int]:
         """Read counters in one aggregation (0 when a reason never occurs).
 
-        ``rows_read`` (records; non-blank lines for CSV), ``traffic_rows``, ``non_traffic_lines``,
-        ``unparseable_lines`` (all reader rejects) and one count per reason of ``READ_REJECT_REASONS``.
+        ``rows_read`` (records; non-blank lines for JSON and CSV), ``traffic_rows`` (sessions),
+        ``non_traffic_lines``, ``start_logs_skipped``, ``unknown_subtype`` and ``unknown_action``
+        (sessions kept with a subtype / an action outside the known ones), ``unparseable_lines`` (all
+        reader rejects) and one count per reason of ``READ_REJECT_REASONS``.
         """
         status = F.col(_STATUS)
+        session = status.isNull()
+        subtype = F.col("log_subtype")
+        unknown_subtype = subtype.isNotNull() & ~subtype.isin(*SESSION_SUBTYPES, START_SUBTYPE)
         with self.named_read_errors():
             row = self.records.agg(
                 F.count(F.lit(1)).alias("rows_read"),
-                F.count_if(status.isNull()).alias("traffic_rows"),
+                F.count_if(session).alias("traffic_rows"),
                 F.count_if(status == F.lit(NON_TRAFFIC)).alias("non_traffic_lines"),
+                F.count_if(status == F.lit(START_LOG)).alias("start_logs_skipped"),
+                F.count_if(session & unknown_subtype).alias("unknown_subtype"),
+                F.count_if(session & is_unknown_action(F.col("action"))).alias("unknown_action"),
                 *[F.count_if(status == F.lit(reason)).alias(reason) for reason in READ_REJECT_REASONS],
             ).first()
         counts = {name: int(row[name] or 0) for name in row.asDict()}
@@ -158,16 +194,17 @@ def read_traffic(
         records = spark.createDataFrame([], _RECORDS_SCHEMA)
     else:
         with read_errors_named(spark, files, spec.format):
-            source_schema = _source_schema(spark, files, spec.format)
+            source_schema = _source_schema(spark, files, spec)
         present = None if source_schema is None else source_schema.fieldNames()
         sources = resolve_sources(kept, spec.field_mapping, present, location=files[0])
-        columns = sorted({source for source in sources.values() if source is not None})
+        rule_sources = _rule_sources(spec.field_mapping, present)
+        columns = sorted({s for s in [*sources.values(), *rule_sources.values()] if s is not None})
         with read_errors_named(spark, files, spec.format):
-            raw = _read_raw(spark, files, spec.format, columns, source_schema)
-        records = _to_records(raw, sources, spec.format, mini_batch_ids)
+            raw = _read_raw(spark, files, spec, columns, source_schema)
+        records = _to_records(raw, sources, rule_sources, spec, mini_batch_ids)
     status = F.col(_STATUS)
     traffic = records.filter(status.isNull()).select(*TRAFFIC_SCHEMA.fieldNames())
-    rejects = records.filter(status.isNotNull() & (status != F.lit(NON_TRAFFIC))).select(
+    rejects = records.filter(status.isNotNull() & ~status.isin(*SKIPPED_STATUSES)).select(
         status.alias("reject_reason"),
         F.col(_RAW_RECORD).alias("raw_record"),
         "source_file",
@@ -236,11 +273,25 @@ def select_traffic_files(uris: Sequence[str], file_format: str) -> list[str]:
     return out
 
 
-def parse_timestamp(text: Column) -> Column:
-    """A timestamp from PAN-OS ``yyyy/MM/dd HH:mm:ss``, ISO 8601 or epoch seconds text (else null)."""
+def parse_timestamp(text: Column, time_zone: str = "UTC") -> Column:
+    """A UTC timestamp from PAN-OS ``yyyy/MM/dd HH:mm:ss``, ISO 8601 or epoch seconds text (else null).
+
+    Text without an explicit offset is wall time in ``time_zone`` (an IANA name or a fixed offset);
+    ISO text with an offset (``Z``, ``+01:00``, ``-0500``) and epoch seconds are instants.
+    """
     value = F.trim(text)
     epoch = F.when(value.rlike(r"^\d{1,11}(\.\d+)?$"), F.timestamp_seconds(value.try_cast(T.DoubleType())))
-    return F.coalesce(F.try_to_timestamp(value, F.lit(PANOS_TIME_FORMAT)), epoch, F.try_to_timestamp(value))
+    panos = F.try_to_timestamp(value, F.lit(PANOS_TIME_FORMAT))
+    iso = F.try_to_timestamp(value)
+    if time_zone != "UTC":
+        # Parsed in the (UTC) session zone, so a wall time without offset comes out as UTC wall time.
+        panos = F.to_utc_timestamp(panos, time_zone)
+        iso = F.when(value.rlike(_EXPLICIT_OFFSET), iso).otherwise(F.to_utc_timestamp(iso, time_zone))
+    return F.coalesce(panos, epoch, iso)
+
+
+# A time of day followed by a zone designator: Z, +hh, +hhmm or +hh:mm.
+_EXPLICIT_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?)$"
 
 
 # ---------------------------------------------------------------- read errors
@@ -311,60 +362,86 @@ def _file_named_in(message: str, files: Sequence[str]) -> str | None:
 # ---------------------------------------------------------------- raw reading per format
 
 
-def _source_schema(spark: SparkSession, files: tuple[str, ...], file_format: str) -> T.StructType | None:
+def _source_schema(spark: SparkSession, files: tuple[str, ...], spec: DeltaInput) -> T.StructType | None:
     """The source columns the files have, from metadata (None when unknown)."""
-    if file_format == "parquet":
+    if spec.format == "parquet":
         return spark.read.parquet(files[0]).schema
-    names = PANOS_CSV_FIELDS if file_format == "panos_csv" else _json_keys_of_first_lines(spark, files[0])
+    if spec.format == "panos_csv":
+        names: Sequence[str] | None = PANOS_CSV_FIELDS
+    else:
+        names = _json_keys_of_first_lines(spark, files[0], spec.max_record_bytes)
     return None if names is None else T.StructType([T.StructField(name, T.StringType()) for name in names])
 
 
 def _read_raw(
-    spark: SparkSession, files: tuple[str, ...], file_format: str, columns: Sequence[str], source: T.StructType | None
+    spark: SparkSession, files: tuple[str, ...], spec: DeltaInput, columns: Sequence[str], source: T.StructType | None
 ) -> DataFrame:
-    """Raw source columns + ``_source_file``, ``_raw_record`` and a preliminary ``_read_status``."""
-    if file_format == "parquet":
+    """Raw source columns + ``_source_file``, ``_raw_record`` (binary) and a preliminary ``_read_status``."""
+    limit = F.lit(spec.max_record_bytes)
+    if spec.format == "parquet":
         # The first file's types, for the needed columns only: every file reads the same way, a file
         # without a column gives nulls, and one with an incompatible type fails naming itself.
         schema = T.StructType([source[name] for name in columns])
+        record = F.to_json(F.struct(*[_raw(name) for name in columns]))
         return spark.read.schema(schema).parquet(*files).select(
             *[_raw(name) for name in columns],
             _source_file_col().alias(_SOURCE_FILE),
-            F.to_json(F.struct(*[_raw(name) for name in columns])).alias(_RAW_RECORD),
-            F.lit(None).cast(T.StringType()).alias(_STATUS),
+            record.cast(T.BinaryType()).alias(_RAW_RECORD),
+            F.when(F.octet_length(record) > limit, F.lit(RECORD_TOO_LARGE)).alias(_STATUS),
         )
-    if file_format == "panos_csv":
-        lines = spark.read.text(list(files)).filter(F.trim(F.col("value")) != F.lit(""))
-        parsed = parse_panos_lines(lines.select("value", _source_file_col().alias(_SOURCE_FILE)))
-        log_type = F.col("type")
-        status = (
-            F.when(log_type.isNotNull() & ~is_traffic_type(log_type), F.lit(NON_TRAFFIC))
-            .when(F.col("log_field_count") < MIN_TRAFFIC_FIELDS, F.lit("short_line"))
-            .when(log_type.isNull(), F.lit("garbled_line"))  # a full line without a log type
+    # JSON lines and CSV: one text line per record. The text reader keeps the bytes as delivered
+    # (casting the line to binary gives them back, valid UTF-8 or not), and a line over the limit is
+    # never handed to a parser (Jackson refuses long strings with a misleading error).
+    lines = spark.read.text(list(files)).filter(F.trim(F.col("value")) != F.lit(""))
+    line = F.col(_LINE)
+    too_large = F.octet_length(line) > limit
+    lines = lines.select(F.col("value").alias(_LINE), _source_file_col().alias(_SOURCE_FILE))
+    lines = lines.withColumn(_RAW_RECORD, line.cast(T.BinaryType()))
+    if spec.format == "panos_csv":
+        parsed = parse_panos_lines(lines.withColumn("_body", F.when(~too_large, line)), line_col="_body")
+        status = F.when(too_large, F.lit(RECORD_TOO_LARGE)).otherwise(
+            F.coalesce(
+                _skip_status(F.col("type"), F.col("subtype")),
+                F.when(F.col("log_field_count") < MIN_TRAFFIC_FIELDS, F.lit("short_line")).when(
+                    F.col("type").isNull(), F.lit("garbled_line")  # a full line without a log type
+                ),
+            )
         )
-        return parsed.select("*", F.col("value").alias(_RAW_RECORD), status.alias(_STATUS))
+        return parsed.select("*", status.alias(_STATUS))
     # JSON lines: every field as a string (a bad value must not fail the file), corrupt lines kept.
     schema = T.StructType(
         [T.StructField(name, T.StringType()) for name in columns] + [T.StructField(_CORRUPT, T.StringType())]
     )
-    raw = (
-        spark.read.schema(schema)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", _CORRUPT)
-        .json(list(files))
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    parsed = F.from_json(F.when(~too_large, line), schema, options)
+    status = F.when(too_large, F.lit(RECORD_TOO_LARGE)).when(
+        parsed.getField(_CORRUPT).isNotNull(), F.lit("unparseable_json")
     )
-    corrupt = F.col(_CORRUPT)
-    return raw.select(
-        *[_raw(name) for name in columns],
-        _source_file_col().alias(_SOURCE_FILE),
-        F.coalesce(corrupt, F.to_json(F.struct(*[_raw(name) for name in columns]))).alias(_RAW_RECORD),
-        F.when(corrupt.isNotNull(), F.lit("unparseable_json")).alias(_STATUS),
+    return lines.select(
+        *[parsed.getField(name).alias(name) for name in columns],
+        F.col(_SOURCE_FILE),
+        F.col(_RAW_RECORD),
+        status.alias(_STATUS),
     )
 
 
-def _json_keys_of_first_lines(spark: SparkSession, path: str) -> list[str] | None:
+def _skip_status(log_type: Column, log_subtype: Column) -> Column:
+    """``non_traffic`` for another log type, ``start_log`` for a TRAFFIC start record, else null."""
+    return F.when(log_type.isNotNull() & ~is_traffic_type(log_type), F.lit(NON_TRAFFIC)).when(
+        F.lower(F.trim(log_subtype)) == F.lit(START_SUBTYPE), F.lit(START_LOG)
+    )
+
+
+def _rule_sources(field_mapping: dict[str, str], present: Sequence[str] | None) -> dict[str, str | None]:
+    """Source columns of the fields the skip rules read (None: not in the source)."""
+    sources = {field: field_mapping.get(field, field) for field in _RULE_FIELDS}
+    return {field: s if present is None or s in present else None for field, s in sources.items()}
+
+
+def _json_keys_of_first_lines(spark: SparkSession, path: str, max_record_bytes: int) -> list[str] | None:
     """Keys of the JSON objects among the first lines of one file (None if none is an object)."""
     lines = spark.read.text(path).limit(_JSON_SAMPLE_LINES)
+    lines = lines.filter(F.octet_length(F.col("value")) <= F.lit(max_record_bytes))  # never parse a huge line
     keys = F.flatten(F.collect_list(F.json_object_keys(F.col("value"))))
     objects = F.count(F.json_object_keys(F.col("value")))
     row = lines.agg(F.array_distinct(keys).alias("keys"), objects.alias("objects")).first()
@@ -401,12 +478,12 @@ def _check_mini_batch_folders(files: Sequence[str], mini_batch_ids: Sequence[str
 # ---------------------------------------------------------------- canonical columns
 
 
-def _convert(raw: Column, raw_type: T.DataType, target: T.DataType) -> Column:
+def _convert(raw: Column, raw_type: T.DataType, target: T.DataType, time_zone: str) -> Column:
     """A raw value as its canonical type; null when it cannot be converted."""
     if isinstance(raw_type, T.StringType):
         text = F.when(F.trim(raw) != F.lit(""), raw)
         if isinstance(target, T.TimestampType):
-            return parse_timestamp(text)
+            return parse_timestamp(text, time_zone)
         return text if isinstance(target, T.StringType) else F.trim(text).try_cast(target)
     if isinstance(target, T.TimestampType) and isinstance(raw_type, T.NumericType):
         return F.timestamp_seconds(raw)
@@ -431,7 +508,8 @@ def _derive_times(columns: dict[str, Column], kept: Collection[str]) -> dict[str
 def _to_records(
     raw: DataFrame,
     sources: dict[str, str | None],
-    file_format: str,
+    rule_sources: dict[str, str | None],
+    spec: DeltaInput,
     mini_batch_ids: Sequence[str] | None,
 ) -> DataFrame:
     raw_types = {f.name: f.dataType for f in raw.schema.fields}
@@ -442,9 +520,11 @@ def _to_records(
         if source is None:
             columns[field] = F.lit(None).cast(target)
             continue
-        value = _convert(_raw(source), raw_types[source], target)
+        value = _convert(_raw(source), raw_types[source], target, spec.timezone)
         if field in _LOWER_CASE_FIELDS:
             value = F.lower(F.trim(value))
+        elif field == "action":
+            value = normalized_action(value)
         columns[field] = value
         if not isinstance(target, T.StringType):
             present = _raw(source).isNotNull()
@@ -454,10 +534,13 @@ def _to_records(
     columns = _derive_times(columns, kept=sources.keys())
 
     status = F.col(_STATUS)
-    if file_format != "panos_csv" and sources.get("log_type") is not None:
-        # PAN-OS JSON/Parquet exports may mix log types too; only TRAFFIC records are sessions.
-        log_type = _raw(sources["log_type"])
-        status = F.coalesce(status, F.when(log_type.isNotNull() & ~is_traffic_type(log_type), F.lit(NON_TRAFFIC)))
+    if spec.format != "panos_csv":  # the CSV reader applied the skip rules to its raw columns
+        # PAN-OS JSON/Parquet exports may mix log types and start records too; only sessions count.
+        def rule_column(field: str) -> Column:
+            source = rule_sources[field]
+            return F.lit(None).cast(T.StringType()) if source is None else _raw(source).cast(T.StringType())
+
+        status = F.coalesce(status, _skip_status(rule_column("log_type"), rule_column("log_subtype")))
     if garbled:
         is_garbled = F.lit(False)
         for condition in garbled:

@@ -35,17 +35,22 @@ TRAFFIC_SCHEMA = T.StructType(
         T.StructField("destination_zone", T.StringType()),
         T.StructField("session_end_reason", T.StringType()),
         T.StructField("log_type", T.StringType()),  # TRAFFIC
-        T.StructField("log_subtype", T.StringType()),  # start, end, drop, deny
+        T.StructField("log_subtype", T.StringType()),  # end, drop, deny (start logs are skipped by the reader)
+        T.StructField("device_serial", T.StringType()),  # the firewall's serial number (null: one firewall)
+        T.StructField("session_id", T.LongType()),  # the firewall's session id (reused after a while)
         T.StructField("mini_batch_id", T.StringType()),
         T.StructField("source_file", T.StringType()),
     ]
 )
 
-# Rows rejected by a DQ rule or a parser: the original values as text, why, and where they came from.
+# Rows rejected by a DQ rule or a parser: the original record, why, and where it came from.
+# ``raw_record`` is binary: a rejected line's bytes as delivered (they need not be UTF-8, and a string
+# column holding invalid UTF-8 makes the Parquet file unreadable for pyarrow/pandas); DQ rejects and
+# Parquet rows hold their values as JSON text in UTF-8.
 QUARANTINE_SCHEMA = T.StructType(
     [
         T.StructField("reject_reason", T.StringType(), False),
-        T.StructField("raw_record", T.StringType()),
+        T.StructField("raw_record", T.BinaryType()),
         T.StructField("source_file", T.StringType()),
         T.StructField("mini_batch_id", T.StringType()),
         T.StructField("window_start", T.TimestampType(), False),

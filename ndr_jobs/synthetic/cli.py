@@ -52,7 +52,9 @@ def summary_tables(summary: GenerationSummary) -> tuple[Table, Table]:
         title=f"{summary.start:%Y-%m-%d %H:%M} .. {summary.end:%Y-%m-%d %H:%M} UTC, "
         f"{summary.fmt}, seed {summary.seed}, scale {summary.scale:g}"
     )
-    for column in ("tenant", "sessions", "windows", "batches", "late", "malformed", "non-TRAFFIC"):
+    columns = ("tenant", "sessions", "windows", "batches", "late", "malformed", "non-TRAFFIC", "start logs",
+               "redelivered", "respelled")  # fmt: skip
+    for column in columns:
         counts.add_column(column, justify="left" if column == "tenant" else "right")
     for tenant in summary.tenants:
         counts.add_row(
@@ -63,6 +65,9 @@ def summary_tables(summary: GenerationSummary) -> tuple[Table, Table]:
             str(tenant.late_sessions),
             str(tenant.malformed_total),
             str(tenant.non_traffic_lines),
+            str(tenant.start_logs),
+            str(tenant.redelivered),
+            str(tenant.respelled_actions),
         )
     scenarios = Table(title="Injected scenarios (ground truth)")
     for column in ("tenant", "scenario", "host", "sessions", "windows", "first window"):

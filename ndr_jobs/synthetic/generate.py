@@ -9,6 +9,18 @@ day's pass, so batches are exact however the range is cut.
 A session belongs to the window containing its end (``time_generated``); its mini-batch is that
 window's, except for the late ones, which land in the next window's mini-batch. A mini-batch id is
 its landing time, window start + 14m50s.
+
+Besides one record per session, the logs carry what real firewalls and collectors write (counted
+in the summary, so tests and the demo can check exact counts; never for scenario or malformed rows
+except the respelling, which keeps an action's meaning):
+
+- start logs (``start_log_rate`` of the allowed sessions): the same serial, session id and start
+  time, subtype ``start``, ``time_generated`` = start, elapsed 0, end reason ``n/a``, in the
+  mini-batch of the window the session started in (the end record's or an earlier one);
+- the other spelling of an action (``respelling_rate`` of the ``drop-icmp``/``reset-*`` records,
+  e.g. ``reset both``, ``drop ICMP``); ``drop_icmp_rate`` of the normal drops are ``drop-icmp``;
+- redeliveries (``redelivery_rate`` of the on-time session records): the same record again in the
+  next window's mini-batch.
 """
 
 from __future__ import annotations
@@ -55,6 +67,16 @@ WINDOWS_PER_CHUNK = 96  # one day of windows per pass
 
 # Independent random streams per tenant, so changing one aspect never reshuffles another.
 _STREAM_TRAFFIC, _STREAM_DELIVERY, _STREAM_SCENARIOS, _STREAM_SESSION_IDS, _STREAM_NON_TRAFFIC = 2, 3, 4, 5, 6
+_STREAM_SESSION_LOGS = 7
+# The other way PAN-OS writes an action (both occur in real logs; readers normalize them).
+ALTERNATE_SPELLINGS = {
+    "drop-icmp": "drop ICMP",
+    "reset-both": "reset both",
+    "reset-client": "reset client",
+    "reset-server": "reset server",
+}
+# What a written TRAFFIC record is: one per session, or one of the extra logs of a session.
+SESSION_RECORD, START_LOG, REDELIVERY = "session", "start_log", "redelivery"
 
 
 @dataclass
@@ -79,7 +101,10 @@ class TenantSummary:
     ground_truth_uri: str
     inventory_uri: str
     windows: int = 0
-    sessions: int = 0  # TRAFFIC records written, late and malformed ones included
+    sessions: int = 0  # sessions written (one record each), late and malformed ones included
+    start_logs: int = 0  # extra TRAFFIC records of subtype start
+    redelivered: int = 0  # extra copies of session records in a later mini-batch
+    respelled_actions: int = 0  # TRAFFIC records whose action is written in its other spelling
     mini_batches: int = 0
     late_sessions: int = 0
     malformed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MALFORMED_KINDS, 0))
@@ -91,6 +116,11 @@ class TenantSummary:
     @property
     def label(self) -> str:
         return f"{self.org1}/{self.org2}"
+
+    @property
+    def traffic_records(self) -> int:
+        """TRAFFIC records written: sessions, start logs and redelivered copies."""
+        return self.sessions + self.start_logs + self.redelivered
 
     @property
     def malformed_total(self) -> int:
@@ -136,6 +166,10 @@ class _Options:
     late_rate: float
     malformed_rate: float
     non_traffic_rate: float
+    start_log_rate: float
+    redelivery_rate: float
+    respelling_rate: float
+    drop_icmp_rate: float
 
 
 def _validate(tenants: Sequence[tuple[str, str]], days: float, fmt: str, rates: dict[str, float], scale: float) -> None:
@@ -174,6 +208,10 @@ def generate_traffic(
     late_rate: float = 0.005,
     malformed_rate: float = 0.001,
     non_traffic_rate: float = 0.003,
+    start_log_rate: float = 0.2,
+    redelivery_rate: float = 0.002,
+    respelling_rate: float = 0.5,
+    drop_icmp_rate: float = 0.25,
     scenarios: Sequence[str] = SCENARIOS,
     progress: Callable[[GenerationProgress], None] | None = None,
     attacks_from: datetime | None = None,
@@ -186,9 +224,19 @@ def generate_traffic(
     the machine inventory (the local warehouse's ``dim.machines``, see ``writers.inventory_uri``). ``scale`` multiplies the
     normal session rates (1.0: about 30k sessions per weekday for 120 hosts). ``attacks_from``
     keeps the injected scenarios after that instant (the demo puts them in the scored month, so
-    the baselines learn from clean history). The same arguments write the same bytes.
+    the baselines learn from clean history). ``start_log_rate``, ``redelivery_rate``,
+    ``respelling_rate`` and ``drop_icmp_rate``: see the module docstring. The same arguments write
+    the same bytes.
     """
-    rates = {"late_rate": late_rate, "malformed_rate": malformed_rate, "non_traffic_rate": non_traffic_rate}
+    rates = {
+        "late_rate": late_rate,
+        "malformed_rate": malformed_rate,
+        "non_traffic_rate": non_traffic_rate,
+        "start_log_rate": start_log_rate,
+        "redelivery_rate": redelivery_rate,
+        "respelling_rate": respelling_rate,
+        "drop_icmp_rate": drop_icmp_rate,
+    }
     _validate(tenants, days, fmt, rates, scale)
     began = time.perf_counter()
     range_start = aligned_start(start)
@@ -200,7 +248,7 @@ def generate_traffic(
                            * SLICE_SECONDS + aligned_start(attacks_from))
     if attack_start >= range_end:
         raise ValueError(f"attacks_from {attacks_from} is not before the end of the generated range")
-    options = _Options(bucket, fmt, seed, scale, late_rate, malformed_rate, non_traffic_rate)
+    options = _Options(bucket, fmt, seed, scale, **rates)
     summaries = []
     for org1, org2 in tenants:
         network = build_network(org1, org2, seed=seed, total_hosts=hosts_per_tenant)
@@ -275,14 +323,20 @@ def _generate_tenant(
         sessions = sessions[session_ends(sessions) < range_end]
         # A stable order before numbering makes session ids reproducible.
         sessions = sessions.sort_values(["start", "src", "dst", "sport", "dport"], kind="stable", ignore_index=True)
-        new = _delivery(
+        delivered = _delivery(
             sessions,
             first_session_id=next_session_id,
             rng=tenant_rng(seed, org1, org2, _STREAM_DELIVERY, chunk_start),
             options=options,
             last_window=range_end - SLICE_SECONDS,
         )
-        next_session_id += len(new)
+        next_session_id += len(delivered)
+        new = _session_logs(
+            delivered,
+            rng=tenant_rng(seed, org1, org2, _STREAM_SESSION_LOGS, chunk_start),
+            options=options,
+            last_window=range_end - SLICE_SECONDS,
+        )
         pending = new if pending is None else pd.concat([pending, new], ignore_index=True)
         last_chunk = index == len(chunk_starts) - 1
         ready = (
@@ -324,6 +378,53 @@ def _delivery(
     return out
 
 
+def _session_logs(
+    delivered: pd.DataFrame, *, rng: np.random.Generator, options: _Options, last_window: int
+) -> pd.DataFrame:
+    """The records of the delivered sessions: action spellings, plus start logs and redeliveries.
+
+    Adds ``record_kind`` (``SESSION_RECORD``, ``START_LOG``, ``REDELIVERY``) and ``respelled``.
+    """
+    n = len(delivered)
+    out = delivered.copy()
+    action = out["action"].to_numpy(dtype=object).copy()
+    normal = out["scenario"].to_numpy() == ""
+    well_formed = normal & (out["malformed"].to_numpy() == "")
+    # A drop that also tells the client (ICMP unreachable); scenario actions stay as injected.
+    action[normal & (action == "drop") & (rng.random(n) < options.drop_icmp_rate)] = "drop-icmp"
+    respelled = np.isin(action, list(ALTERNATE_SPELLINGS)) & (rng.random(n) < options.respelling_rate)
+    action[respelled] = pd.Series(action[respelled], dtype=object).map(ALTERNATE_SPELLINGS).to_numpy(dtype=object)
+    out["action"] = action
+    out["respelled"] = respelled
+    out["record_kind"] = SESSION_RECORD
+
+    start = out["start"].to_numpy(dtype=np.int64)
+    opened = well_formed & (action == "allow") & (rng.random(n) < options.start_log_rate)
+    start_window = window_start_epochs(start)
+    start_receive = np.minimum(start + rng.integers(1, 9, size=n), start_window + SLICE_SECONDS - 1)
+    starts = out[opened].copy()
+    starts["elapsed"] = 0
+    starts["subtype"] = "start"
+    starts["session_end_reason"] = "n/a"
+    starts["bytes_received"] = 0
+    starts["pkts_received"] = 0
+    starts["pkts_sent"] = 1
+    starts["bytes_sent"] = np.minimum(starts["bytes_sent"].to_numpy(dtype=np.int64), 74)
+    starts["window"] = start_window[opened]
+    starts["batch_window"] = start_window[opened]
+    starts["receive"] = start_receive[opened]
+    starts["late"] = False
+    starts["record_kind"] = START_LOG
+
+    late = out["late"].to_numpy(dtype=bool)
+    batch_window = out["batch_window"].to_numpy(dtype=np.int64)
+    again = well_formed & ~late & (batch_window < last_window) & (rng.random(n) < options.redelivery_rate)
+    copies = out[again].copy()
+    copies["batch_window"] = batch_window[again] + SLICE_SECONDS  # the same log, in the next mini-batch
+    copies["record_kind"] = REDELIVERY
+    return pd.concat([out, starts, copies], ignore_index=True)
+
+
 def _write_batches(
     lake: Lake,
     network: TenantNetwork,
@@ -335,8 +436,10 @@ def _write_batches(
     if rows.empty:
         return
     rows = rows.sort_values(["batch_window", "receive", "sessionid"], kind="stable", ignore_index=True)
+    serial = f"0079{network.tenant_key % 10**8:08d}"
     records = panos_records(
         rows,
+        serial=serial,
         sessionid=rows["sessionid"].to_numpy(),
         receive=rows["receive"].to_numpy(),
         malformed=rows["malformed"].to_numpy(),
@@ -345,13 +448,12 @@ def _write_batches(
     boundaries = np.flatnonzero(np.diff(batch_windows)) + 1
     starts = np.concatenate([[0], boundaries])
     stops = np.concatenate([boundaries, [len(rows)]])
-    serial = f"0079{network.tenant_key % 10**8:08d}"
     if options.fmt == "jsonl":
         encoded = jsonl_lines(records)
     elif options.fmt == "parquet":
         encoded = parquet_table(records)
     else:
-        encoded = panos_csv_lines(records, serial=serial)
+        encoded = panos_csv_lines(records)
     for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
         window = int(batch_windows[lo])
         mini_batch_id = mini_batch_id_for_window(window)
@@ -376,11 +478,16 @@ def _write_batches(
         lake.write_bytes(mini_batch_uri(options.bucket, network.org1, network.org2, mini_batch_id, options.fmt), data)
         summary.mini_batches += 1
         summary.mini_batch_ids.append(mini_batch_id)
-    summary.sessions += len(rows)
-    labelled = rows[rows["scenario"] != ""]
+    kinds = rows["record_kind"].value_counts()
+    summary.sessions += int(kinds.get(SESSION_RECORD, 0))
+    summary.start_logs += int(kinds.get(START_LOG, 0))
+    summary.redelivered += int(kinds.get(REDELIVERY, 0))
+    summary.respelled_actions += int(rows["respelled"].sum())
+    labelled = rows[(rows["scenario"] != "") & (rows["record_kind"] == SESSION_RECORD)]
     for scenario in summary.scenarios:
         ids = labelled.loc[labelled["scenario"] == scenario.name, "sessionid"]
         scenario.session_ids.extend(int(i) for i in ids)
-    summary.late_sessions += int(rows["late"].sum())
-    for kind, count in rows.loc[rows["malformed"] != "", "malformed"].value_counts().items():
+    summary.late_sessions += int((rows["late"] & (rows["record_kind"] == SESSION_RECORD)).sum())
+    malformed = rows.loc[(rows["malformed"] != "") & (rows["record_kind"] == SESSION_RECORD), "malformed"]
+    for kind, count in malformed.value_counts().items():
         summary.malformed[str(kind)] += int(count)

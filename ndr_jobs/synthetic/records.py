@@ -15,6 +15,7 @@ from ndr_jobs.synthetic.network import ips_to_strings, zone_of
 # Raw PAN-OS TRAFFIC field names, in the order the JSON and Parquet writers emit them.
 RAW_TRAFFIC_FIELDS = [
     "receive_time",
+    "serial",
     "type",
     "subtype",
     "time_generated",
@@ -69,14 +70,15 @@ def panos_time(epoch: np.ndarray) -> np.ndarray:
 def panos_records(
     sessions: pd.DataFrame,
     *,
+    serial: str,
     sessionid: np.ndarray,
     receive: np.ndarray,
     malformed: np.ndarray,
 ) -> pd.DataFrame:
     """PAN-OS TRAFFIC records of ``sessions`` (one per row, same order).
 
-    ``receive`` is the epoch second the firewall logged each record; ``malformed`` holds one of
-    ``MALFORMED_KINDS`` for rows to corrupt and "" for the rest.
+    ``serial`` is the firewall's serial number; ``receive`` is the epoch second the firewall logged
+    each record; ``malformed`` holds one of ``MALFORMED_KINDS`` for rows to corrupt and "" for the rest.
     """
     start = sessions["start"].to_numpy(dtype=np.int64)
     elapsed = sessions["elapsed"].to_numpy(dtype=np.int64)
@@ -98,6 +100,7 @@ def panos_records(
     records = pd.DataFrame(
         {
             "receive_time": panos_time(receive),
+            "serial": serial,
             "type": "TRAFFIC",
             "subtype": sessions["subtype"].to_numpy(),
             "time_generated": panos_time(start + elapsed),

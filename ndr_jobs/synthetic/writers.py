@@ -146,7 +146,7 @@ def _csv_column(value: object, n: int) -> np.ndarray:
     return np.asarray(value, dtype=object)
 
 
-def panos_csv_lines(records: pd.DataFrame, *, serial: str) -> np.ndarray:
+def panos_csv_lines(records: pd.DataFrame) -> np.ndarray:
     """Syslog TRAFFIC lines: header, then the positional PAN-OS CSV (54 fields, positions of common.md)."""
     if records.empty:
         return np.array([], dtype=object)
@@ -158,7 +158,7 @@ def panos_csv_lines(records: pd.DataFrame, *, serial: str) -> np.ndarray:
     fields: list[object] = [
         syslog_headers(records["receive_time"].to_numpy()) + "1",  # 0 FUTURE_USE, after the syslog header
         records["receive_time"],  # 1 receive time
-        serial,  # 2 serial number
+        records["serial"],  # 2 serial number
         records["type"],  # 3 type
         records["subtype"],  # 4 subtype
         "2561",  # 5 FUTURE_USE (config version)

@@ -46,6 +46,7 @@ DEFAULT_FIELD_MAPPING = {
     "packets": "packets", "event_start": "start", "event_end": "time_generated", "duration_s": "elapsed",
     "application": "app", "rule": "rule", "source_zone": "from", "destination_zone": "to",
     "session_end_reason": "session_end_reason", "log_type": "type", "log_subtype": "subtype",
+    "device_serial": "serial", "session_id": "sessionid",
 }  # fmt: skip
 SEGMENTS = [
     ("workstations", "10.10.0.0/16"),

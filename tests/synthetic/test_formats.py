@@ -61,21 +61,25 @@ def test_formats_hold_the_same_sessions(jsonl_run, parquet_run, csv_run):
         assert run.summary.tenants[0].sessions == jsonl_run.summary.tenants[0].sessions
         assert run.summary.tenants[0].mini_batch_ids == jsonl_run.summary.tenants[0].mini_batch_ids
         assert run.summary.tenants[0].malformed == jsonl_run.summary.tenants[0].malformed
+        for count in ("start_logs", "redelivered", "respelled_actions"):
+            assert getattr(run.summary.tenants[0], count) == getattr(jsonl_run.summary.tenants[0], count) > 0
 
 
 def test_csv_traffic_lines_put_fields_at_the_documented_positions(csv_run, jsonl_run):
     lines = _csv_lines(csv_run, 40)
     json_lines = gzip.decompress(jsonl_run.lake.read_bytes(_batch_uri(jsonl_run, 40, "part-00000.json.gz"))).decode()
-    by_session = {r["sessionid"]: r for r in map(json.loads, json_lines.splitlines())}
+    # One record per session id and subtype in a batch (a start log shares its session's id).
+    by_session = {(r["sessionid"], r["subtype"]): r for r in map(json.loads, json_lines.splitlines())}
     traffic = [line for line in lines if ",TRAFFIC," in line]
-    assert len(traffic) == len(by_session)
+    assert len(traffic) == len(by_session) == len(json_lines.splitlines())
     line = traffic[0]
     assert SYSLOG_HEADER.match(line)
     fields = next(csv.reader([SYSLOG_HEADER.sub("", line)]))
     assert len(fields) >= 47
-    record = by_session[int(fields[22])]
+    record = by_session[(int(fields[22]), fields[4])]
     expected = {
         1: record["receive_time"],
+        2: record["serial"],
         3: "TRAFFIC",
         4: record["subtype"],
         6: record["time_generated"],
@@ -112,7 +116,7 @@ def test_csv_mixes_in_counted_threat_and_system_lines(csv_run):
             assert SYSLOG_HEADER.match(line)
             types.append(next(csv.reader([SYSLOG_HEADER.sub("", line)]))[3])
     counts = pd.Series(types).value_counts()
-    assert counts["TRAFFIC"] == tenant.sessions
+    assert counts["TRAFFIC"] == tenant.traffic_records == tenant.sessions + tenant.start_logs + tenant.redelivered
     assert counts.drop("TRAFFIC").sum() == tenant.non_traffic_lines > 0
     assert set(counts.index) <= {"TRAFFIC", "THREAT", "SYSTEM"}
 

@@ -327,3 +327,15 @@ def test_port_sets_validate_keys_and_values():
         PortSets.from_json({**good, "db": ["5432"]})
     with pytest.raises(ValueError, match="'directory' must be a list"):
         PortSets.from_json({**good, "directory": 53})
+
+
+def test_every_spelling_of_a_documented_action_counts_as_allowed_or_denied(spark):
+    actions = ["allow", " Allow ", "deny", "drop", "drop-icmp", "drop ICMP", "reset-both", "reset both",
+               "Reset_Client", "reset-server", "continue"]  # fmt: skip
+    rows = [session(source_ip=A, destination_ip=DNS, destination_port=53, action=a, session_end_reason="n/a")
+            for a in actions]  # fmt: skip
+    frames = build_delta(traffic_frame(spark, rows), delta_spec(), PORTS)
+    counts = frames.host_slices.select("sessions_cnt", "allow_cnt", "deny_cnt", "rst_cnt")
+    # "continue" is no TRAFFIC action: a session, neither allowed nor denied (the reader counts it).
+    expected = spark.createDataFrame([(11, 2, 8, 4)], "sessions_cnt long, allow_cnt long, deny_cnt long, rst_cnt long")
+    assertDataFrameEqual(counts, expected)

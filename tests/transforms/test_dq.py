@@ -123,7 +123,7 @@ def test_reject_keeps_the_whole_row_as_json(spark):
         '"event_start":"2026-01-05T08:09:00.000Z","duration_s":30.0,"rule":"allow-all",'
         '"source_zone":"trust","destination_zone":"trust","session_end_reason":"tcp-fin","log_type":"TRAFFIC",'
         '"log_subtype":"end","mini_batch_id":"20260105T081000Z","source_file":"no-end"}'
-    )
+    ).encode()  # raw_record is binary: the JSON text's UTF-8 bytes
     expected = spark.createDataFrame(
         [("missing_timestamp", expected_json, "no-end", "20260105T081000Z")], REJECT_SCHEMA
     )
@@ -136,7 +136,7 @@ def test_rejection_rate_of_empty_input_is_zero():
 
 def test_to_quarantine_adds_the_window_from_a_mapping_or_a_single_value(spark):
     rejects = spark.createDataFrame(
-        [("malformed_ip", "{}", "a.json.gz", "20260105T081000Z"), ("short_line", "x", "b.log", "20260105T082500Z")],
+        [("malformed_ip", b"{}", "a.json.gz", "20260105T081000Z"), ("short_line", b"x", "b.log", "20260105T082500Z")],
         REJECT_SCHEMA,
     )
     w1 = datetime(2026, 1, 5, 8, 8, tzinfo=UTC)
@@ -145,8 +145,8 @@ def test_to_quarantine_adds_the_window_from_a_mapping_or_a_single_value(spark):
     by_batch = to_quarantine(rejects, {"20260105T081000Z": w1, "20260105T082500Z": w2})
     expected = spark.createDataFrame(
         [
-            ("malformed_ip", "{}", "a.json.gz", "20260105T081000Z", w1),
-            ("short_line", "x", "b.log", "20260105T082500Z", w2),
+            ("malformed_ip", b"{}", "a.json.gz", "20260105T081000Z", w1),
+            ("short_line", b"x", "b.log", "20260105T082500Z", w2),
         ],
         QUARANTINE_SCHEMA,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +15,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from ndr_assets.transforms.dq import REJECT_SCHEMA
+from ndr_assets.transforms.dq import REJECT_SCHEMA, to_quarantine
 from ndr_assets.transforms.panos_csv import csv_field_count, strip_syslog_header
 from ndr_assets.transforms.readers import (
     PANOS_FIELD_MAPPING,
@@ -22,8 +24,8 @@ from ndr_assets.transforms.readers import (
     read_traffic,
     select_traffic_files,
 )
-from ndr_resources.errors import InputDataError, UnreadableFileError
-from ndr_resources.specs import DeltaInput
+from ndr_resources.errors import InputDataError, SpecError, UnreadableFileError
+from ndr_resources.specs import DeltaBuilderSpec, DeltaInput, parse_spec
 from tests.transforms.traffic_factory import session, traffic_frame
 
 MB1 = "20260105T082455Z"
@@ -32,6 +34,7 @@ MB2 = "20260105T083010Z-fw02"
 # One PAN-OS TRAFFIC session as the generator writes it (JSON lines / Parquet).
 RAW = {
     "receive_time": "2026/01/05 08:24:55",
+    "serial": "012801000001",
     "type": "TRAFFIC",
     "subtype": "end",
     "time_generated": "2026/01/05 08:24:54",
@@ -77,6 +80,8 @@ CANONICAL = {
     "session_end_reason": "tcp-fin",
     "log_type": "TRAFFIC",
     "log_subtype": "end",
+    "device_serial": "012801000001",
+    "session_id": 4711,
 }
 NULL_CANONICAL = dict.fromkeys(CANONICAL)
 PANOS = DeltaInput(s3_prefix="s3://raw/paloalto/org1/org2/", format="jsonl", field_mapping=PANOS_FIELD_MAPPING)
@@ -97,7 +102,9 @@ def _expected(spark, rows):
 
 
 def _rejects(spark, rows):
-    return spark.createDataFrame(rows, REJECT_SCHEMA)
+    """REJECT_SCHEMA frame from (reason, raw record as text or bytes, source file, mini-batch) tuples."""
+    as_bytes = [(r, raw.encode() if isinstance(raw, str) else raw, f, mb) for r, raw, f, mb in rows]
+    return spark.createDataFrame(as_bytes, REJECT_SCHEMA)
 
 
 def _batch_file(root: Path, mini_batch_id: str, name: str) -> Path:
@@ -141,6 +148,10 @@ def test_gzip_and_plain_json_lines_from_two_mini_batches(spark, tmp_path):
         "rows_read": 3,
         "traffic_rows": 3,
         "non_traffic_lines": 0,
+        "start_logs_skipped": 0,
+        "unknown_subtype": 0,
+        "unknown_action": 0,
+        "record_too_large": 0,
         "unparseable_json": 0,
         "short_line": 0,
         "garbled_line": 0,
@@ -149,24 +160,18 @@ def test_gzip_and_plain_json_lines_from_two_mini_batches(spark, tmp_path):
 
 
 def test_malformed_json_line_and_garbled_value_are_quarantined(spark, tmp_path):
+    garbled = json.dumps({"src": "10.10.0.9", "dport": "https", "type": "TRAFFIC"})
     path = _write_json_lines(
-        _batch_file(tmp_path, MB1, "part-00000.json.gz"),
-        [_json(), "{broken", json.dumps({"src": "10.10.0.9", "dport": "https", "type": "TRAFFIC"}), _json(type="THREAT")],
+        _batch_file(tmp_path, MB1, "part-00000.json.gz"), [_json(), "{broken", garbled, _json(type="THREAT")]
     )
 
     read = read_traffic(spark, [path], PANOS.model_copy(update={"format": "json"}))
 
     assertDataFrameEqual(read.traffic, _expected(spark, [{**CANONICAL, "mini_batch_id": MB1, "source_file": path}]))
-    # A garbled record keeps the source columns the reader read, as JSON text (nulls left out).
+    # A rejected line is kept as delivered.
     assertDataFrameEqual(
         read.rejects,
-        _rejects(
-            spark,
-            [
-                ("unparseable_json", "{broken", path, MB1),
-                ("garbled_line", '{"dport":"https","src":"10.10.0.9","type":"TRAFFIC"}', path, MB1),
-            ],
-        ),
+        _rejects(spark, [("unparseable_json", "{broken", path, MB1), ("garbled_line", garbled, path, MB1)]),
     )
     counters = read.counters()
     assert counters["rows_read"] == 4
@@ -344,6 +349,10 @@ def test_panos_csv_lines_threat_short_and_garbled(spark, tmp_path):
         "rows_read": 7,  # blank lines are not records
         "traffic_rows": 2,
         "non_traffic_lines": 1,
+        "start_logs_skipped": 0,
+        "unknown_subtype": 0,
+        "unknown_action": 0,
+        "record_too_large": 0,
         "unparseable_json": 0,
         "short_line": 1,
         "garbled_line": 3,
@@ -461,3 +470,257 @@ def test_select_traffic_files_keeps_data_files_of_the_format():
     assert select_traffic_files(objects, "jsonl") == ["s3://raw/p/mb/part-00000.json.gz", "s3://raw/p/mb/part-00001.JSONL"]
     assert select_traffic_files(objects, "parquet") == ["s3://raw/p/mb/part-00002.parquet"]
     assert select_traffic_files(objects, "panos_csv") == ["s3://raw/p/mb/fw01.log.gz"]
+
+
+# ---------------------------------------------------------------- one session, one record
+
+
+def _csv_fields(**positions) -> str:
+    """CSV_LINE with the given fields replaced (``p4="start"`` sets position 4); the rule unquoted."""
+    fields = next(csv.reader([CSV_LINE]))
+    fields[11] = RAW["rule"]
+    for key, value in positions.items():
+        fields[int(key[1:])] = "" if value is None else str(value)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
+    return buffer.getvalue()
+
+
+# Per record: (JSON/Parquet overrides, the same as CSV positions, the canonical session or None if skipped).
+_SESSION_RECORDS = [
+    ({}, {}, {}),
+    # The start log of the same session (PAN-OS "log at session start"): skipped, counted.
+    ({"subtype": "start", "time_generated": RAW["start"], "elapsed": 0, "session_end_reason": "n/a"},
+     {"p4": "start", "p6": RAW["start"], "p36": 0, "p46": "n/a"}, None),
+    ({"subtype": " START ", "sessionid": 4712}, {"p4": " START ", "p22": 4712}, None),
+    ({"subtype": "drop", "action": "drop ICMP", "sessionid": 4713}, {"p4": "drop", "p30": "drop ICMP", "p22": 4713},
+     {"log_subtype": "drop", "action": "drop-icmp", "session_id": 4713}),
+    ({"subtype": "deny", "action": "Deny", "sessionid": 4714}, {"p4": "deny", "p30": "Deny", "p22": 4714},
+     {"log_subtype": "deny", "action": "deny", "session_id": 4714}),
+    # No subtype (a source that does not write one): a session.
+    ({"subtype": None, "action": "reset both", "sessionid": 4715}, {"p4": None, "p30": "reset both", "p22": 4715},
+     {"log_subtype": None, "action": "reset-both", "session_id": 4715}),
+    # An unknown subtype and an unknown action: kept as a session, counted.
+    ({"subtype": "Update", "action": "continue", "sessionid": 4716}, {"p4": "Update", "p30": "continue", "p22": 4716},
+     {"log_subtype": "update", "action": "continue", "session_id": 4716}),
+]  # fmt: skip
+
+
+def _write_session_records(tmp_path: Path, file_format: str) -> str:
+    if file_format == "parquet":
+        path = _batch_file(tmp_path, MB1, "part-00000.parquet")
+        pq.write_table(pa.Table.from_pylist([{**RAW, **raw} for raw, _, _ in _SESSION_RECORDS]), path)
+        return str(path)
+    if file_format == "panos_csv":
+        lines = [SYSLOG_HEADER + _csv_fields(**positions) for _, positions, _ in _SESSION_RECORDS]
+        return _write_json_lines(_batch_file(tmp_path, MB1, "part-00000.log.gz"), lines)
+    lines = [_json(**raw) for raw, _, _ in _SESSION_RECORDS]
+    return _write_json_lines(_batch_file(tmp_path, MB1, "part-00000.json.gz"), lines)
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet", "panos_csv"])
+def test_start_logs_are_skipped_and_actions_normalized_in_every_format(spark, tmp_path, file_format):
+    path = _write_session_records(tmp_path, file_format)
+
+    read = read_traffic(spark, [path], PANOS.model_copy(update={"format": file_format}))
+
+    expected = [
+        {**CANONICAL, **canonical, "mini_batch_id": MB1, "source_file": path}
+        for _, _, canonical in _SESSION_RECORDS
+        if canonical is not None
+    ]
+    assertDataFrameEqual(read.traffic, _expected(spark, expected))
+    assert read.rejects.count() == 0
+    counters = read.counters()
+    assert {k: counters[k] for k in ("rows_read", "traffic_rows", "start_logs_skipped", "unparseable_lines")} == {
+        "rows_read": 7,
+        "traffic_rows": 5,
+        "start_logs_skipped": 2,
+        "unparseable_lines": 0,
+    }
+    assert (counters["unknown_subtype"], counters["unknown_action"]) == (1, 1)
+
+
+# ---------------------------------------------------------------- syslog headers
+
+# A PAN-OS 10.x TRAFFIC body (111 fields; the app characteristics at the end are quoted).
+PANOS_10_BODY = (
+    "1,2026/01/05 08:24:55,007200001056,TRAFFIC,end,2561,2026/01/05 08:24:55,10.0.0.5,8.8.8.8,192.0.2.10,8.8.8.8,"
+    "allow-dns-out,,,dns-base,vsys1,trust,untrust,ethernet1/2,ethernet1/1,default,2026/01/05 08:24:55,34567,1,53211,53,"
+    "41234,53,0x400064,udp,allow,180,76,104,2,2026/01/05 08:24:24,30,any,,7283746529,0x0,10.0.0.0-10.255.255.255,"
+    "United States,,1,1,aged-out,0,0,0,0,,fw01,from-policy,,,0,,0,,N/A,0,0,0,0,b5a0a4c1-7d4e-4c3f-9a5e-0f1e2d3c4b5a,"
+    "0,0,,,,,,,,0.0.0.0,,,,,,,,,,,,,,,,,,,,,,,dns-base,networking,infrastructure,network-protocol,1,"
+    '"used-by-malware,has-known-vulnerability,pervasive-use",,dns-base,no,no,0,NonProxyTraffic,'
+)
+PANOS_10_SESSION = {
+    "source_ip": "10.0.0.5",
+    "destination_ip": "8.8.8.8",
+    "source_port": 53211,
+    "destination_port": 53,
+    "protocol": "udp",
+    "action": "allow",
+    "source_bytes": 76,
+    "destination_bytes": 104,
+    "packets": 2,
+    "event_start": datetime(2026, 1, 5, 8, 24, 24),
+    "event_end": datetime(2026, 1, 5, 8, 24, 55),
+    "duration_s": 30.0,  # PAN-OS elapsed, as logged
+    "application": "dns-base",
+    "rule": "allow-dns-out",
+    "source_zone": "trust",
+    "destination_zone": "untrust",
+    "session_end_reason": "aged-out",
+    "log_type": "TRAFFIC",
+    "log_subtype": "end",
+    "device_serial": "007200001056",
+    "session_id": 34567,
+}
+BOM = "\ufeff"
+SYSLOG_HEADERS = {
+    "rfc3164": "<14>Jan  5 08:24:55 fw01 ",
+    "rfc3164_no_pri": "Jan  5 08:24:55 fw01 ",
+    "rfc5424": "<14>1 2026-01-05T08:24:55.123Z fw01 - - - - ",
+    "rfc5424_no_pri": "1 2026-01-05T08:24:55.123Z fw01 - - - - ",
+    "rfc5424_sd_bom": f'<14>1 2026-01-05T08:24:55.123+01:00 fw01.corp PAN-OS - - [meta sequenceId="1"] {BOM}',
+    "rfc5424_two_sd": (
+        '<165>1 2026-01-05T08:24:55Z fw01 - - TRAFFIC [meta sequenceId="2" x="a\\"]b"][origin ip="10.0.0.1"] '
+    ),
+    "rfc3339": "2026-01-05T08:24:55+00:00 fw01 ",
+    "bom_only": BOM,
+    "none": "",
+}
+
+
+def test_each_syslog_header_form_is_stripped_before_the_csv_body(spark):
+    lines = spark.createDataFrame([(name, header + PANOS_10_BODY) for name, header in SYSLOG_HEADERS.items()],
+                                  "case string, line string")  # fmt: skip
+
+    result = lines.select("case", strip_syslog_header(F.col("line")).alias("body"))
+
+    expected = spark.createDataFrame([(name, PANOS_10_BODY) for name in SYSLOG_HEADERS], "case string, body string")
+    assertDataFrameEqual(result, expected)
+
+
+def test_panos_10_lines_behind_every_header_form_read_as_the_same_session(spark, tmp_path):
+    path = _batch_file(tmp_path, MB1, "fw01.log")
+    path.write_bytes("".join(header + PANOS_10_BODY + "\n" for header in SYSLOG_HEADERS.values()).encode())
+
+    read = read_traffic(spark, [str(path)], PANOS.model_copy(update={"format": "panos_csv"}))
+
+    row = {**PANOS_10_SESSION, "mini_batch_id": MB1, "source_file": str(path)}
+    assertDataFrameEqual(read.traffic, _expected(spark, [row] * len(SYSLOG_HEADERS)))
+    assert read.counters()["unparseable_lines"] == 0
+
+
+# ---------------------------------------------------------------- device-local clocks
+
+
+def test_timestamps_without_offset_are_read_in_the_input_time_zone(spark):
+    texts = spark.createDataFrame(
+        [
+            ("panos_winter", "2026/01/05 08:24:54"),
+            ("panos_summer", "2026/07/05 08:24:54"),
+            ("iso_no_offset", "2026-01-05T08:24:54"),
+            ("iso_z", "2026-01-05T08:24:54Z"),
+            ("iso_offset", "2026-01-05T09:24:54+01:00"),
+            ("iso_compact_offset", "2026-01-05T03:24:54-0500"),
+            ("epoch", "1767601494"),
+        ],
+        "case string, text string",
+    )
+    t = datetime(2026, 1, 5, 8, 24, 54)
+    summer = datetime(2026, 7, 5, 8, 24, 54)
+    instants = {"iso_z": t, "iso_offset": t, "iso_compact_offset": t, "epoch": t}
+
+    def parsed(zone):
+        return texts.select("case", parse_timestamp(F.col("text"), zone).alias("ts"))
+
+    def expected(panos_winter, panos_summer):
+        wall = {"panos_winter": panos_winter, "panos_summer": panos_summer, "iso_no_offset": panos_winter}
+        return spark.createDataFrame(list({**wall, **instants}.items()), "case string, ts timestamp")
+
+    hour = timedelta(hours=1)
+    assertDataFrameEqual(parsed("UTC"), expected(t, summer))
+    assertDataFrameEqual(parsed("+02:00"), expected(t - 2 * hour, summer - 2 * hour))
+    # Berlin: UTC+1 in January, UTC+2 (daylight saving time) in July.
+    assertDataFrameEqual(parsed("Europe/Berlin"), expected(t - hour, summer - 2 * hour))
+
+
+def test_read_traffic_takes_the_time_zone_from_the_spec(spark, tmp_path):
+    path = _write_json_lines(
+        _batch_file(tmp_path, MB1, "part-00000.json.gz"), [_json(), _json(start="2026-01-05T08:24:30Z", sport=1)]
+    )
+
+    read = read_traffic(spark, [path], PANOS.model_copy(update={"timezone": "Europe/Berlin"}))
+
+    base = {**CANONICAL, "mini_batch_id": MB1, "source_file": path}
+    local = {"event_start": datetime(2026, 1, 5, 7, 24, 30), "event_end": datetime(2026, 1, 5, 7, 24, 54)}
+    # The second start carries its offset (an instant); only its end is device-local.
+    mixed = {"source_port": 1, "event_start": datetime(2026, 1, 5, 8, 24, 30), "event_end": local["event_end"]}
+    assertDataFrameEqual(read.traffic, _expected(spark, [{**base, **local}, {**base, **mixed}]))
+
+
+def test_an_unknown_input_time_zone_is_a_spec_error_naming_the_key():
+    payload = {
+        "project_name": "p",
+        "job_name": "delta_builder",
+        "feature_spec_version": "v1",
+        "input": {"s3_prefix": "s3://raw/p/", "timezone": "Mars/Olympus_Mons"},
+        "output": {"s3_prefix": "s3://bucket/delta/"},
+    }
+    with pytest.raises(SpecError, match=r"key 'input.timezone': .*Mars/Olympus_Mons"):
+        parse_spec(DeltaBuilderSpec, payload, project="p", item="delta_builder#v1")
+    assert DeltaInput(s3_prefix="s3://raw/p/").timezone == "UTC"
+    assert DeltaInput(s3_prefix="s3://raw/p/", timezone="UTC+2").timezone == "UTC+2"
+
+
+# ---------------------------------------------------------------- quarantine bytes and sizes
+
+
+def test_lines_with_bytes_that_are_not_utf8_stay_readable_in_the_quarantine_parquet(spark, tmp_path):
+    json_line = b'{"src": "10.10.0.5", "rule": "r\xe9gle \xff\xfe", "dport": '  # Latin-1 and stray bytes, cut short
+    json_path = _batch_file(tmp_path, MB1, "part-00000.json.gz")
+    json_path.write_bytes(gzip.compress(_json().encode() + b"\n" + json_line + b"\n"))
+    csv_line = SYSLOG_HEADER.encode() + CSV_LINE.replace(",50123,443,", ",50123,44\xe93,").encode("latin-1")
+    csv_path = _batch_file(tmp_path, MB2, "fw01.log.gz")
+    csv_path.write_bytes(gzip.compress(csv_line + b"\n" + CSV_LINE.encode() + b"\n"))
+
+    json_read = read_traffic(spark, [str(json_path)], PANOS)
+    csv_read = read_traffic(spark, [str(csv_path)], PANOS.model_copy(update={"format": "panos_csv"}))
+    rejects = json_read.rejects.unionByName(csv_read.rejects)
+    out = tmp_path / "quarantine"
+    to_quarantine(rejects, datetime(2026, 1, 5, 8, 23)).write.parquet(str(out))
+
+    frame = pq.read_table(out).to_pandas().sort_values("reject_reason", ignore_index=True)
+    assert frame["reject_reason"].tolist() == ["garbled_line", "unparseable_json"]
+    assert frame["raw_record"].tolist() == [csv_line, json_line]
+
+
+def test_an_oversized_record_is_rejected_as_record_too_large_before_parsing(spark, tmp_path):
+    huge_json = _json(rule="x" * (2 * 1024 * 1024))  # valid JSON, longer than the default 1 MiB
+    json_path = _write_json_lines(_batch_file(tmp_path, MB1, "part-00000.json.gz"), [_json(), huge_json, "{broken"])
+    long_rule = '"' + "r," * 600 + '"'  # a quoted rule name of 1,202 bytes
+    csv_path = _write_json_lines(
+        _batch_file(tmp_path, MB2, "fw01.log"), [CSV_LINE, CSV_LINE.replace('"allow-web, servers"', long_rule)]
+    )
+    parquet_path = _batch_file(tmp_path, MB1, "part-00001.parquet")
+    pq.write_table(pa.Table.from_pylist([RAW, {**RAW, "rule": "x" * 2000}]), parquet_path)
+
+    json_read = read_traffic(spark, [json_path], PANOS)
+    small = {"max_record_bytes": 1024}
+    csv_read = read_traffic(spark, [csv_path], PANOS.model_copy(update={"format": "panos_csv", **small}))
+    parquet_read = read_traffic(spark, [str(parquet_path)], PANOS.model_copy(update={"format": "parquet", **small}))
+
+    assertDataFrameEqual(
+        json_read.rejects,
+        _rejects(
+            spark,
+            [("record_too_large", huge_json, json_path, MB1), ("unparseable_json", "{broken", json_path, MB1)],
+        ),
+    )
+    too_large = spark.createDataFrame([("record_too_large",)], "reject_reason string")
+    assertDataFrameEqual(csv_read.rejects.select("reject_reason"), too_large)
+    assertDataFrameEqual(parquet_read.rejects.select("reject_reason"), too_large)
+    for read in (json_read, csv_read, parquet_read):
+        counters = read.counters()
+        assert (counters["traffic_rows"], counters["record_too_large"]) == (1, 1)

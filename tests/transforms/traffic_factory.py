@@ -39,6 +39,8 @@ _DEFAULTS: dict[str, Any] = {
     "session_end_reason": "tcp-fin",
     "log_type": "TRAFFIC",
     "log_subtype": "end",
+    "device_serial": None,  # no identity unless a test gives one (sessions.py)
+    "session_id": None,
     "mini_batch_id": "20260105T081000Z",
     "source_file": "part-00000.json.gz",
 }
