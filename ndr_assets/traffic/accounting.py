@@ -17,15 +17,15 @@ from pyspark.sql import functions as F
 
 from ndr_assets.traffic.raw_input import arrival_window_col
 from ndr_assets.transforms.dq import DQ_RULE_ORDER, REASON_COL, DqResult
-from ndr_assets.transforms.readers import NON_TRAFFIC, READ_REJECT_REASONS, READ_STATUS_COLUMN
+from ndr_assets.transforms.readers import READ_REJECT_REASONS, READ_STATUS_COLUMN, SKIPPED_STATUSES
 from ndr_assets.transforms.windows import partition_values
 
 PUBLISHED = "published"
 OUTCOME = "outcome"
 UNDECLARED = "undeclared_outcome"
 QUARANTINE_REASONS = (*READ_REJECT_REASONS, *DQ_RULE_ORDER)
-# Skipped by the reader: records that are not sessions to count.
-READ_SKIP_REASONS = (NON_TRAFFIC,)
+# Skipped by the reader: records that are not sessions to count (other log types, start logs).
+READ_SKIP_REASONS = SKIPPED_STATUSES
 
 
 def window_label(window_start: datetime) -> str:
@@ -46,8 +46,8 @@ def record_outcomes(
 
     ``records``: the reader's records (``TrafficRead.records``); ``dq``: the DQ split of their traffic
     rows; ``kept``: the clean rows (with ``window_start``) that reach the asset's own rule, and
-    ``kept_outcome`` that rule as a column (a skip reason, or null for a published record). Rows
-    that left between ``dq.clean`` and ``kept`` (redeliveries) are the caller's ``kept`` outcomes too.
+    ``kept_outcome`` that rule as a column (a skip reason, or null for a published record); the
+    redelivery rule is the first part of that rule (``kept`` holds the redelivered rows too).
     ``measures`` are numbers summed per window beside the counts (0 for records not in ``kept``).
     """
     measures = dict(measures or {})

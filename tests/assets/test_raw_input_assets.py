@@ -26,13 +26,13 @@ W1, W2 = datetime(2026, 1, 5, 0, 8), datetime(2026, 1, 5, 0, 23)
 RANGE = ("2026-01-04-23:53", "2026-01-05-00:23")
 
 
-def _record(src, dst, sessionid, start="00:10:00", end="00:12:00"):
+def _record(src, dst, sessionid, start="00:10:00", end="00:12:00", subtype="end"):
     return {
-        "type": "TRAFFIC", "subtype": "end", "src": src, "dst": dst, "sport": 50000 + sessionid, "dport": 443,
+        "type": "TRAFFIC", "subtype": subtype, "src": src, "dst": dst, "sport": 50000 + sessionid, "dport": 443,
         "proto": "tcp", "action": "allow", "bytes_sent": 100, "bytes_received": 200, "bytes": 300, "packets": 4,
         "start": f"2026/01/05 {start}", "time_generated": f"2026/01/05 {end}", "receive_time": f"2026/01/05 {end}",
         "elapsed": 120, "session_end_reason": "tcp-fin", "app": "ssl", "rule": "allow-out", "from": "trust",
-        "to": "untrust", "sessionid": sessionid,
+        "to": "untrust", "sessionid": sessionid, "serial": "007200001056",
     }
 
 
@@ -67,8 +67,14 @@ def runs(tmp_path_factory):
         lake.write_bytes(f"{acme}20260105T002200Z/.part-00000.json.gz.swp", gzip.compress(_lines(good_w1)))
         lake.write_bytes(f"{acme}20260105T002200Z/export.parquet", b"PAR1")
         lake.write_bytes(f"{acme}20260105T002200Z/_SUCCESS", b"")
+        # A second mini-batch of the window: session 1 delivered again, and the start log of session 20,
+        # which ends in the next window.
+        lake.write_bytes(f"{acme}20260105T002230Z/part-00000.json.gz", gzip.compress(_lines([
+            good_w1[0], _record("10.10.0.9", "1.1.1.1", 20, "00:20:00", "00:20:00", subtype="start")])))
         good_w2 = [_record("10.10.0.5", "1.1.1.1", 4, "00:25:00", "00:26:00"),
-                   _record("10.10.0.8", "1.1.1.1", 5, "00:25:00", "00:26:00")]
+                   _record("10.10.0.8", "1.1.1.1", 5, "00:25:00", "00:26:00"),
+                   _record("10.10.0.9", "1.1.1.1", 20, "00:20:00", "00:30:00"),
+                   good_w1[1]]  # session 2 again, one window later
         lake.write_bytes(f"{acme}20260105T003700Z/part-00000.json.gz", gzip.compress(_lines(good_w2)))
         whole = gzip.compress(_lines([_record("10.10.0.9", "1.1.1.1", 10 + i) for i in range(2000)]))
         lake.write_bytes(f"{acme}20260105T003700Z/part-00001.json.gz", whole[: len(whole) // 2])
@@ -112,7 +118,7 @@ def test_every_object_is_read_or_listed_as_skipped_with_its_reason(runs):
     assert outcome.error is None  # the readable rest is published: skipped objects do not block
     assert sorted(outcome.checks_failed) == ["delta.input_complete", "pair_counts.input_complete"]
     meta = outcome.materializations["delta"]
-    assert (meta["mini_batches"], meta["files_read"], meta["files_unreadable"], meta["objects_skipped"]) == (2, 2, 1, 4)
+    assert (meta["mini_batches"], meta["files_read"], meta["files_unreadable"], meta["objects_skipped"]) == (3, 3, 1, 4)
     assert meta["incomplete_windows"] == "2026-01-05/0008, 2026-01-05/0023"
     check = _evaluations(instance, outcome.run_id)[("delta", "input_complete")]
     assert not check.passed
@@ -145,7 +151,7 @@ def test_one_truncated_file_is_quarantined_whole_and_the_rest_published(runs, sp
         spark, f"{prefix}/features/delta/host_slices/", [_partition("2026-01-05", "0023")], DELTA_HOST_SLICE_SCHEMA
     )
     outbound = {r.host_ip: r.sessions_cnt for r in host_slices.where("role = 'outbound'").take(10)}
-    assert outbound == {"10.10.0.5": 1, "10.10.0.8": 1}
+    assert outbound == {"10.10.0.5": 1, "10.10.0.8": 1, "10.10.0.9": 1}
     assert "fg_a" in outcome.materializations  # downstream still runs on the readable windows
 
 
@@ -153,20 +159,33 @@ def test_counters_add_up_per_window_and_checks_compare_them_with_what_was_writte
     _, instance, outcome, _ = runs
     meta = outcome.materializations["delta"]
     assert (meta["records_in"], meta["records_published"], meta["records_quarantined"], meta["records_skipped"]) == (
-        5, 5, 0, 0)
+        9, 6, 0, 3)
+    assert meta["skipped_by_reason"] == {"start_log": 1, "redelivered": 2}
+    assert outcome.materializations["pair_counts"]["skipped_by_reason"] == {"start_log": 1, "redelivered": 2}
     evaluations = _evaluations(instance, outcome.run_id)
     row_count = evaluations[("delta", "row_count_sane")]
     assert row_count.passed
     # 10.10.0.7 -> 10.30.0.9 is one session with two monitored hosts: two role rows.
-    assert row_count.metadata["role_sessions_expected"].value == 6
-    assert row_count.metadata["role_sessions_in_host_slices"].value == 6
+    assert row_count.metadata["role_sessions_expected"].value == 7
+    assert row_count.metadata["role_sessions_in_host_slices"].value == 7
     assert row_count.metadata["quarantine_rows"].value == 1  # the unreadable file
     rejection = evaluations[("delta", "dq_rejection_rate_under_threshold")]
     assert rejection.passed
     assert rejection.description == (
-        "0 of 5 records quarantined: rejection rate 0.00% is within the threshold 5.00% "
+        "0 of 8 records quarantined: rejection rate 0.00% is within the threshold 5.00% "
         "(delta_builder#v1 dq.max_rejection_rate)"
     )
+
+
+def test_a_session_is_counted_once_however_often_it_is_logged_or_delivered(runs, spark):
+    """Start log + end log, and redeliveries in a later mini-batch of the window and in the next window."""
+    lake, _, _, _ = runs
+    prefix = _project_prefix("ndr-acme-finance")
+    host_slices, _ = lake.read_partitions(
+        spark, f"{prefix}/features/delta/host_slices/", [_partition("2026-01-05", "0008")], DELTA_HOST_SLICE_SCHEMA
+    )
+    outbound = {r.host_ip: r.sessions_cnt for r in host_slices.where("role = 'outbound'").take(10)}
+    assert outbound == {"10.10.0.5": 1, "10.10.0.6": 1, "10.10.0.7": 1}
 
 
 def test_sessions_without_a_monitored_host_fail_loudly(runs):

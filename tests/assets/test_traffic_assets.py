@@ -6,6 +6,7 @@ with hand-computed frames; a second run of the same range must publish the same 
 """
 
 import gzip
+import itertools
 import json
 import os
 import socket
@@ -36,13 +37,17 @@ W2 = datetime(2026, 1, 5, 0, 23)
 PREFIX = f"s3://{BUCKET}/projects/{PROJECT}/versions/v1/data"
 
 
+_SESSION_IDS = itertools.count(1)
+
+
 def _record(src, dst, dport, proto, action, sent, received, start, end, elapsed, reason, sport=50000):
     return {
         "type": "TRAFFIC", "subtype": "end", "src": src, "dst": dst, "sport": sport, "dport": dport,
         "proto": proto, "action": action, "bytes_sent": sent, "bytes_received": received,
         "bytes": sent + received, "packets": 4, "start": f"2026/01/05 {start}", "time_generated": f"2026/01/05 {end}",
         "receive_time": f"2026/01/05 {end}", "elapsed": elapsed, "session_end_reason": reason,
-        "app": "ssl", "rule": "allow-out", "from": "trust", "to": "untrust", "sessionid": 1,
+        "app": "ssl", "rule": "allow-out", "from": "trust", "to": "untrust",
+        "sessionid": next(_SESSION_IDS), "serial": "007200001056",
     }
 
 

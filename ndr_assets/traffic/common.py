@@ -1,0 +1,162 @@
+"""What the 15-minute traffic assets share: their Dagster settings and the raw-input bookkeeping.
+
+``delta`` and ``pair_counts`` both read raw mini-batches: they share the listing log, the
+redelivery rule (with the session keys each publishes beside its data), the quarantine, the
+accounting metadata and the checks that compare the counts with what was written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import dagster as dg
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ndr_assets import checks
+from ndr_assets.datasets import window_partitions, with_window_partition_columns
+from ndr_assets.naming import group_name_for
+from ndr_assets.traffic.accounting import QUARANTINE_REASONS, READ_SKIP_REASONS, RecordAccounts, window_label
+from ndr_assets.traffic.raw_input import WindowTraffic, arrival_window_col
+from ndr_assets.transforms.dq import DqResult, to_quarantine
+from ndr_assets.transforms.schemas import enforce_schema
+from ndr_assets.transforms.sessions import SESSION_KEY_SCHEMA, flag_redelivered_sessions, session_keys
+from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, mini_batch_landing_time, window_starts
+from ndr_resources.lake import Lake, join_uri
+from ndr_resources.projects import ProjectConfig
+
+# A session delivered again within the trailing day is skipped under this reason.
+REDELIVERED = "redelivered"
+_TRAILING_DAY_WINDOWS = 1440 // SLICE_MINUTES - 1
+
+
+def window_asset_settings(key: dg.AssetKey, project: ProjectConfig, partitions_def, check_specs) -> dict:
+    """What every 15-minute asset of a project shares: group, partitions, single-run backfills, checks."""
+    return {
+        "key": key,
+        "group_name": group_name_for(project.project_name),
+        "partitions_def": partitions_def,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "check_specs": check_specs,
+        "kinds": {"spark", "parquet"},
+    }
+
+
+def partition_window_starts(context: dg.AssetExecutionContext) -> list[datetime]:
+    window = context.partition_time_window
+    return window_starts(window.start, window.end)
+
+
+def sessions_counted(df: DataFrame) -> int:
+    return int(df.agg(F.sum("sessions_cnt")).first()[0] or 0)
+
+
+# ---------------------------------------------------------------- redeliveries
+
+
+def session_keys_uri(output_prefix: str) -> str:
+    """Where an asset keeps the identities of the sessions each window delivered (for redeliveries)."""
+    return join_uri(output_prefix, "_session_keys") + "/"
+
+
+def flag_redeliveries(
+    session, lake: Lake, clean: DataFrame, keys_uri: str, project: ProjectConfig, starts: list[datetime]
+) -> DataFrame:
+    """``clean`` (with ``window_start``) plus ``redelivered``, against the range and the published keys of
+    the trailing day before it; persisted, since the accounting and the transform both read it."""
+    first = max(floor_to_window_start(project.start), starts[0] - timedelta(minutes=SLICE_MINUTES * _TRAILING_DAY_WINDOWS))
+    earlier, _ = lake.read_partitions(session, keys_uri, window_partitions(window_starts(first, starts[0])),
+                                      SESSION_KEY_SCHEMA)
+    return flag_redelivered_sessions(clean, earlier).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def publish_session_keys(lake: Lake, clean: DataFrame, keys_uri: str, partitions) -> dict[str, int]:
+    """Every delivery's identity per window, so later windows recognise a redelivery."""
+    keys = enforce_schema(session_keys(clean), SESSION_KEY_SCHEMA, "session_keys")
+    return lake.publish_partitions(with_window_partition_columns(keys, "window_start"), keys_uri, partitions)
+
+
+# ---------------------------------------------------------------- listing, quarantine, accounting
+
+
+def log_listing(context: dg.AssetExecutionContext, project: ProjectConfig, raw: WindowTraffic, starts) -> None:
+    listing = raw.listing
+    context.log.info(
+        f"{project.project_name}: {len(listing.batches)} mini-batches, {len(listing.files)} files "
+        f"for {len(starts)} window(s) from {starts[0]:%Y-%m-%d %H:%M}"
+    )
+    for skipped in [*listing.unrecognised_folders, *listing.skipped]:
+        context.log.warning(f"{project.project_name}: not read: {skipped.uri}: {skipped.reason}")
+    for bad in raw.unreadable:
+        context.log.error(f"{project.project_name}: unreadable file quarantined whole: {bad.uri}: {bad.cause}")
+
+
+def _window_of_batch(mini_batch_id: str) -> str | None:
+    landed = mini_batch_landing_time(mini_batch_id)
+    return None if landed is None else window_label(floor_to_window_start(landed))
+
+
+def incomplete_windows(raw: WindowTraffic) -> list[str]:
+    """Windows that lost objects: a file skipped inside one of their mini-batches, or unreadable."""
+    batches = [f.mini_batch_id for f in raw.unreadable]
+    batches += [s.uri.rstrip("/").rsplit("/", 2)[-2] for s in raw.listing.skipped]
+    return sorted({label for label in map(_window_of_batch, batches) if label})
+
+
+def publish_quarantine(session, lake: Lake, raw: WindowTraffic, dq: DqResult, location: str, partitions) -> dict[str, int]:
+    """Reader rejects, DQ rejects and unreadable files, each in the window that delivered it."""
+    rejects = raw.read.rejects.unionByName(dq.rejects).unionByName(raw.unreadable_rejects(session))
+    return lake.publish_partitions(
+        with_window_partition_columns(to_quarantine(rejects, arrival_window_col()), "window_start"),
+        location,
+        partitions,
+    )
+
+
+def quarantine_mismatches(accounts: RecordAccounts, raw: WindowTraffic, written: dict[str, int]) -> list[str]:
+    """Windows whose quarantine partition does not hold exactly the records counted as quarantined."""
+    unreadable: dict[str, int] = {}
+    for bad in raw.unreadable:
+        label = _window_of_batch(bad.mini_batch_id)
+        unreadable[label] = unreadable.get(label, 0) + 1
+    mismatches = []
+    for label, rows in written.items():
+        expected = accounts.window(label)["records_quarantined"] + unreadable.get(label, 0)
+        if rows != expected:
+            mismatches.append(f"{label}: {rows} quarantine rows for {expected} quarantined records")
+    return mismatches
+
+
+def accounting_metadata(accounts: RecordAccounts, raw: WindowTraffic, extra: dict) -> dict:
+    """The one set of counters of a raw-input asset: per run, per reason, and the windows that lost rows."""
+    totals = accounts.totals()
+    reader = raw.read.counters()
+    return {
+        "windows": len(accounts.per_window),
+        "mini_batches": len(raw.listing.batches),
+        "files_read": len(raw.listing.files) - len(raw.unreadable),
+        "files_unreadable": len(raw.unreadable),
+        "objects_skipped": len(raw.listing.skipped) + len(raw.listing.unrecognised_folders),
+        "incomplete_windows": ", ".join(incomplete_windows(raw)) or "none",
+        "records_in": totals["records_in"],
+        "records_published": totals["records_published"],
+        "records_quarantined": totals["records_quarantined"],
+        "records_skipped": totals["records_skipped"],
+        "quarantined_by_reason": dg.MetadataValue.json(accounts.by_reason(QUARANTINE_REASONS)),
+        "skipped_by_reason": dg.MetadataValue.json(accounts.by_reason(accounts.skip_reasons)),
+        # Kept and counted as sessions, but worth a look: spellings or subtypes nobody documented.
+        "unknown_action": reader["unknown_action"],
+        "unknown_subtype": reader["unknown_subtype"],
+        "windows_with_losses": dg.MetadataValue.md(accounts.notable_windows_markdown()),
+        **extra,
+    }
+
+
+def rejection_check(accounts: RecordAccounts, threshold: float, key: str) -> dg.AssetCheckResult:
+    """Quarantined share of the TRAFFIC records (lines of other log types and start logs excluded)."""
+    totals = accounts.totals()
+    skipped_by_reader = sum(accounts.by_reason(READ_SKIP_REASONS).values())
+    return checks.dq_rejection_check(
+        totals["records_in"] - skipped_by_reader, totals["records_quarantined"], threshold, key=key
+    )
