@@ -75,13 +75,13 @@ def backfill(
     home: Path = typer.Option(Path(".ndr"), help="NDR_HOME of the embedded defaults."),
 ) -> None:
     """Materialize one of a project's jobs for a partition range as one run."""
-    from ndr_jobs.demo import backfill_project, use_home
+    from ndr_jobs.backfill import backfill_project, use_home
 
     use_home(home)
     outcome = backfill_project(project, start, end, kind=kind).raise_on_failure()
     Console().print(
-        f"{outcome.project}: {outcome.windows} partition(s) {outcome.first_window} .. {outcome.last_window} "
-        f"materialized in {outcome.seconds:.0f} s; failed checks: {', '.join(outcome.checks_failed) or 'none'}"
+        f"{outcome.project}: {outcome.partitions} partition(s) {outcome.first_partition} .. {outcome.last_partition} "
+        f"materialized in {outcome.seconds:.0f} s; failed checks: {', '.join(outcome.failed_checks) or 'none'}"
     )
 
 
@@ -91,7 +91,7 @@ def dev(
     port: int = typer.Option(3000, help="Port of the Dagster UI."),
 ) -> None:
     """Open the Dagster UI on this project's instance (``dagster dev -w workspace.yaml``)."""
-    from ndr_jobs.demo import use_home
+    from ndr_jobs.backfill import use_home
 
     use_home(home)
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
