@@ -59,7 +59,7 @@ class DemoOutcome:
     correlation: list[BackfillOutcome]
 
 
-def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool) -> DemoOutcome:
+def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool, verbose: bool = False) -> DemoOutcome:
     """Provision, generate, then per project: the 15-minute graph, the month's baselines, FG-C."""
     from ndr_jobs.synthetic.generate import generate_traffic
     from ndr_resources.lake import LocalLake
@@ -67,9 +67,6 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
     from seeds.provision import provision
 
     began = time.monotonic()
-    if fresh and home.exists():
-        shutil.rmtree(home)
-    paths = use_home(home)
     # The project's partitions start at the first window touching its start date (the 23:53 window of
     # the day before); generation and the backfill start there too, so FG-A has no hole to refuse.
     start = datetime(start.year, start.month, start.day, tzinfo=UTC)
@@ -80,6 +77,9 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
             f"the demo needs traffic past the first month boundary ({month:%Y-%m-%d}) to score FG-C windows: "
             f"start {start:%Y-%m-%d} + {days:g} day(s) ends {end:%Y-%m-%d %H:%M}"
         )
+    if fresh and home.exists():  # only once the arguments are known to be good
+        shutil.rmtree(home)
+    paths = use_home(home)
     overrides = demo_spec_overrides(start)
     lake = LocalLake(root=str(paths.lake_root))
     store = SqliteParameterStore(path=str(paths.parameters_db))
@@ -117,7 +117,8 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
                     project = project_name_for(org1, org2)
                     task = progress.add_task(f"{project}: {what} ({range_start} .. {range_end})", total=None)
                     results.append(
-                        backfill_project(project, range_start, range_end, instance=instance, kind=kind).raise_on_failure()
+                        backfill_project(project, range_start, range_end, instance=instance, kind=kind, verbose=verbose)
+                        .raise_on_failure()
                     )
                     progress.update(task, total=1, completed=1)
         finally:

@@ -19,6 +19,8 @@ from ndr_resources.spark import SparkResource
 from ndr_resources.warehouse import LocalWarehouse, RedshiftWarehouse
 
 ENVIRONMENTS = ("local", "aws")
+HOME_ENV = "NDR_HOME"
+DEFAULT_HOME = ".ndr"
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,12 @@ class LocalPaths:
 
     @classmethod
     def from_env(cls) -> LocalPaths:
-        return cls(Path(os.environ.get("NDR_HOME", ".ndr")).resolve())
+        return cls.resolve(None)
+
+    @classmethod
+    def resolve(cls, home: Path | str | None) -> LocalPaths:
+        """Every command's rule: an explicit ``--home`` wins, then ``$NDR_HOME``, then ``./.ndr``."""
+        return cls(Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve())
 
     @property
     def parameters_db(self) -> Path:
@@ -42,6 +49,10 @@ class LocalPaths:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def spark_driver_log(self) -> Path:
+        return self.home / "logs" / "spark-driver.log"
 
 
 def current_environment() -> str:
@@ -58,7 +69,9 @@ def resources_for(env: str) -> dict[str, Any]:
         return {
             "parameter_store": SqliteParameterStore(path=str(paths.parameters_db)),
             "lake": LocalLake(root=str(paths.lake_root)),
-            "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[2]")),
+            "spark": SparkResource(
+                master=os.environ.get("NDR_SPARK_MASTER", "local[2]"), driver_log=str(paths.spark_driver_log)
+            ),
             # Dimension tables of the embedded warehouse: <tables_uri>/<schema>/<table>/ in the lake.
             "warehouse": LocalWarehouse(
                 lake_root=str(paths.lake_root),

@@ -149,27 +149,42 @@ class Lake(dg.ConfigurableResource, ABC):
         self.delete_prefix(staging)
         return {p.label(): counts.get(p.label(), 0) for p in partitions}
 
-    def read_partitions(
-        self, spark: Any, dataset_uri: str, partitions: Sequence[PartitionSpec], schema: Any
-    ) -> tuple[Any, list[PartitionSpec]]:
-        """Read the published partitions among ``partitions`` with an explicit schema.
+    def _scan_partitions(
+        self, dataset_uri: str, partitions: Sequence[PartitionSpec]
+    ) -> tuple[list[tuple[PartitionSpec, bool]], list[PartitionSpec]]:
+        """``([(published partition, holds Parquet files)], [unpublished partitions])``.
 
         Lists each top-level partition folder (e.g. one ``dt=`` day) once, not each partition, so a
-        30-day read costs 30 listings. Returns the DataFrame and the partitions that were not
-        published (callers decide whether a missing upstream partition is an error).
+        30-day scan costs 30 listings.
         """
         by_top: dict[str, list[PartitionSpec]] = {}
         for partition in partitions:
             by_top.setdefault(partition.path().split("/", 1)[0], []).append(partition)
-        paths, missing = [], []
+        published, missing = [], []
         for top, members in by_top.items():
             objects = set(self.list_objects(join_uri(dataset_uri, top) + "/"))
             for partition in members:
                 base = join_uri(dataset_uri, partition.path()) + "/"
                 if base + SUCCESS_MARKER not in objects:
                     missing.append(partition)
-                elif any(o.startswith(base) and o.endswith(".parquet") for o in objects):
-                    paths.append(self.spark_uri(base))
+                else:
+                    published.append((partition, any(o.startswith(base) and o.endswith(".parquet") for o in objects)))
+        return published, missing
+
+    def unpublished(self, dataset_uri: str, partitions: Sequence[PartitionSpec]) -> list[PartitionSpec]:
+        """The partitions among ``partitions`` that carry no ``_SUCCESS`` marker, in the given order."""
+        return self._scan_partitions(dataset_uri, partitions)[1]
+
+    def read_partitions(
+        self, spark: Any, dataset_uri: str, partitions: Sequence[PartitionSpec], schema: Any
+    ) -> tuple[Any, list[PartitionSpec]]:
+        """Read the published partitions among ``partitions`` with an explicit schema.
+
+        Returns the DataFrame and the partitions that were not published (callers decide whether a
+        missing upstream partition is an error).
+        """
+        published, missing = self._scan_partitions(dataset_uri, partitions)
+        paths = [self.spark_uri(join_uri(dataset_uri, p.path()) + "/") for p, has_files in published if has_files]
         if not paths:
             return spark.createDataFrame([], schema), missing
         return spark.read.schema(schema).parquet(*paths), missing

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ndr_resources.environments import LocalPaths
 from ndr_resources.errors import SpecError
 from ndr_resources.lake import Lake, LocalLake, S3Lake
 from ndr_resources.parameter_store import DynamoDBParameterStore, ParameterStore, SqliteParameterStore
@@ -39,7 +40,9 @@ BUCKET = typer.Option(..., "--bucket", help="Bucket of the project's data and co
 ORG1 = typer.Option(..., "--org1", help="First org path fragment of the ingestion prefix.")
 ORG2 = typer.Option(..., "--org2", help="Second org path fragment of the ingestion prefix.")
 BACKEND = typer.Option(Backend.sqlite, "--backend", help="Parameter store backend.")
-SQLITE_PATH = typer.Option(Path(".ndr/parameters.sqlite"), "--sqlite-path", help="SQLite file of the embedded store.")
+SQLITE_PATH = typer.Option(
+    None, "--sqlite-path", help="SQLite file of the embedded store (default: parameters.sqlite in $NDR_HOME, else ./.ndr)."
+)
 ENDPOINT_URL = typer.Option(None, "--endpoint-url", help="AWS endpoint override (e.g. a moto server).")
 REGION = typer.Option(None, "--region", help="AWS region (default: the AWS configuration).")
 TEMPLATES_DIR = typer.Option(None, "--templates-dir", help="Folder of seed templates (default: seeds/templates).")
@@ -48,15 +51,19 @@ START_DATE = typer.Option(
 )
 
 
-def _store(backend: Backend, sqlite_path: Path, endpoint_url: str | None, region: str | None) -> ParameterStore:
+def _sqlite_path(sqlite_path: Path | None) -> Path:
+    return sqlite_path or LocalPaths.from_env().parameters_db
+
+
+def _store(backend: Backend, sqlite_path: Path | None, endpoint_url: str | None, region: str | None) -> ParameterStore:
     if backend is Backend.sqlite:
-        return SqliteParameterStore(path=str(sqlite_path))
+        return SqliteParameterStore(path=str(_sqlite_path(sqlite_path)))
     return DynamoDBParameterStore(region_name=region, endpoint_url=endpoint_url)
 
 
-def _lake(kind: LakeKind, lake_root: Path, endpoint_url: str | None, region: str | None) -> Lake:
+def _lake(kind: LakeKind, lake_root: Path | None, endpoint_url: str | None, region: str | None) -> Lake:
     if kind is LakeKind.local:
-        return LocalLake(root=str(lake_root))
+        return LocalLake(root=str(lake_root or LocalPaths.from_env().lake_root))
     return S3Lake(region_name=region, endpoint_url=endpoint_url)
 
 
@@ -89,7 +96,9 @@ def provision_command(
     backend: Backend = BACKEND,
     sqlite_path: Path = SQLITE_PATH,
     lake: LakeKind = typer.Option(LakeKind.local, "--lake", help="Where the port-set reference file goes."),
-    lake_root: Path = typer.Option(Path(".ndr/lake"), "--lake-root", help="Root folder of the local lake."),
+    lake_root: Path | None = typer.Option(
+        None, "--lake-root", help="Root folder of the local lake (default: lake/ in $NDR_HOME, else ./.ndr)."
+    ),
     endpoint_url: str = ENDPOINT_URL,
     region: str = REGION,
     templates_dir: Path = TEMPLATES_DIR,
@@ -160,8 +169,8 @@ def show_command(
 ) -> None:
     """Print one item of the parameters table as JSON (``<job>#<version>``, or a matching legacy item)."""
     err = Console(stderr=True)
-    if backend is Backend.sqlite and not sqlite_path.is_file():
-        err.print(f"[red]no parameter store at {escape(str(sqlite_path))}; run `ndr seed provision` first[/]")
+    if backend is Backend.sqlite and not _sqlite_path(sqlite_path).is_file():
+        err.print(f"[red]no parameter store at {escape(str(_sqlite_path(sqlite_path)))}; run `ndr seed provision` first[/]")
         raise typer.Exit(1)
     try:
         item = _store(backend, sqlite_path, endpoint_url, region).load_job_item(project, job, version)

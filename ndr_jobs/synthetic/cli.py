@@ -17,6 +17,7 @@ from ndr_jobs.synthetic.generate import GenerationProgress, GenerationSummary, g
 from ndr_jobs.synthetic.network import MAX_HOSTS, MIN_HOSTS
 from ndr_jobs.synthetic.scenarios import SCENARIOS
 from ndr_jobs.synthetic.writers import FORMATS
+from ndr_resources.environments import LocalPaths
 from ndr_resources.lake import LocalLake
 
 DEFAULT_TENANTS = "acme/finance,globex/retail"
@@ -76,8 +77,10 @@ def summary_tables(summary: GenerationSummary) -> tuple[Table, Table]:
 
 def generate(
     lake_root: Annotated[
-        str, typer.Option(help="Root folder of the local lake (s3://bucket/key -> <root>/bucket/key).")
-    ] = ".ndr/lake",
+        str | None,
+        typer.Option(help="Root folder of the local lake (s3://bucket/key -> <root>/bucket/key; "
+                     "default: lake/ in $NDR_HOME, else ./.ndr)."),
+    ] = None,
     bucket: Annotated[str, typer.Option(help="Bucket the data is written to.")] = "ndr-demo",
     tenants: Annotated[str, typer.Option(help="Comma-separated org1/org2 tenants.")] = DEFAULT_TENANTS,
     start: Annotated[
@@ -122,6 +125,7 @@ def generate(
             f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}", param_hint="--scenarios"
         )
     tenant_list = parse_tenants(tenants)
+    lake_root = lake_root or str(LocalPaths.from_env().lake_root)
     console = Console()
     with Progress(
         TextColumn("[bold]{task.description}"),
