@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from abc import ABC, abstractmethod
@@ -25,13 +26,48 @@ from ndr_resources.errors import InputDataError
 SUCCESS_MARKER = "_SUCCESS"
 
 
+# S3's naming rules for general purpose buckets
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+_BUCKET_CHARACTERS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_IPV4_LIKE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why S3 would refuse ``name`` as a general purpose bucket name, or None if it is valid."""
+    if not 3 <= len(name) <= 63:
+        return f"bucket name {name!r} must be 3 to 63 characters long, not {len(name)}"
+    if not _BUCKET_CHARACTERS.match(name):
+        return (f"bucket name {name!r} may hold only lowercase letters, digits, dots and hyphens, and must "
+                "start and end with a letter or digit")
+    if ".." in name:
+        return f"bucket name {name!r} has two adjacent dots"
+    if _IPV4_LIKE.match(name):
+        return f"bucket name {name!r} is formatted as an IP address"
+    if name.startswith(RESERVED_BUCKET_PREFIXES):
+        return f"bucket name {name!r} starts with a prefix S3 reserves ({', '.join(RESERVED_BUCKET_PREFIXES)})"
+    if name.endswith(RESERVED_BUCKET_SUFFIXES):
+        return f"bucket name {name!r} ends with a suffix S3 reserves ({', '.join(RESERVED_BUCKET_SUFFIXES)})"
+    return None
+
+
+def validate_bucket_name(name: str) -> str:
+    """``name`` if S3 accepts it as a general purpose bucket name; a ValueError saying why not otherwise."""
+    problem = bucket_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> (``bucket``, ``a/b``), refusing anything that could escape the bucket."""
+    """``s3://bucket/a/b`` -> (``bucket``, ``a/b``), refusing invalid buckets and anything that could escape one."""
     if not uri.startswith("s3://"):
         raise InputDataError(uri, "not an s3:// URI")
     bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket or "/" in bucket or bucket in (".", ".."):
-        raise InputDataError(uri, "URI has no valid bucket")
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise InputDataError(uri, problem)
     parts = key.split("/")
     if any(p in ("..", ".") for p in parts) or key.startswith("/") or "\\" in key or "\x00" in key:
         raise InputDataError(uri, "key contains '..', '.', a backslash, a NUL or a leading '/'")

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ndr_resources.environments import LocalPaths
 from ndr_resources.errors import SpecError
-from ndr_resources.lake import Lake, LocalLake, S3Lake
+from ndr_resources.lake import Lake, LocalLake, S3Lake, validate_bucket_name
 from ndr_resources.parameter_store import DynamoDBParameterStore, ParameterStore, SqliteParameterStore
 from seeds.provision import ProvisioningError, ValidationReport, provision, render_templates, validate_items
 
@@ -36,7 +36,14 @@ class LakeKind(str, Enum):
 
 PROJECT = typer.Option(..., "--project", help="Project name, e.g. ndr-acme-finance.")
 VERSION = typer.Option("v1", "--version", help="Feature spec version.")
-BUCKET = typer.Option(..., "--bucket", help="Bucket of the project's data and code prefixes.")
+def _bucket(name: str) -> str:
+    try:
+        return validate_bucket_name(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+BUCKET = typer.Option(..., "--bucket", callback=_bucket, help="Bucket of the project's data and code prefixes (S3 naming rules).")
 ORG1 = typer.Option(..., "--org1", help="First org path fragment of the ingestion prefix.")
 ORG2 = typer.Option(..., "--org2", help="Second org path fragment of the ingestion prefix.")
 BACKEND = typer.Option(Backend.sqlite, "--backend", help="Parameter store backend.")
