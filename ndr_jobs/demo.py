@@ -8,6 +8,7 @@ windows, rows, DQ counters and locations. The Dagster instance lives under ``<ho
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from rich.table import Table
 from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, first_baseline_month
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
 from ndr_jobs.backfill import BackfillOutcome, backfill_project, use_home
-from ndr_resources.environments import LocalPaths
+from ndr_resources.environments import WAREHOUSE_TABLES_ENV, LocalPaths
 from ndr_resources.errors import NdrError
 
 DEMO_BUCKET = "ndr-demo"
@@ -62,6 +63,7 @@ class DemoOutcome:
 def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool, verbose: bool = False) -> DemoOutcome:
     """Provision, generate, then per project: the 15-minute graph, the month's baselines, FG-C."""
     from ndr_jobs.synthetic.generate import generate_traffic
+    from ndr_jobs.synthetic.writers import warehouse_tables_uri
     from ndr_resources.lake import LocalLake
     from ndr_resources.parameter_store.sqlite import SqliteParameterStore
     from seeds.provision import provision
@@ -80,6 +82,9 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
     if fresh and home.exists():  # only once the arguments are known to be good
         shutil.rmtree(home)
     paths = use_home(home)
+    # Where the generator puts the synthetic machine table: the demo configures the embedded
+    # warehouse there, as a user of `ndr generate` would.
+    os.environ[WAREHOUSE_TABLES_ENV] = warehouse_tables_uri(DEMO_BUCKET)
     overrides = demo_spec_overrides(start)
     lake = LocalLake(root=str(paths.lake_root))
     store = SqliteParameterStore(path=str(paths.parameters_db))

@@ -20,6 +20,7 @@ from ndr_resources.warehouse import LocalWarehouse, RedshiftWarehouse
 
 ENVIRONMENTS = ("local", "aws")
 HOME_ENV = "NDR_HOME"
+WAREHOUSE_TABLES_ENV = "NDR_WAREHOUSE_TABLES_URI"  # the embedded warehouse's LocalWarehouse.tables_uri
 DEFAULT_HOME = ".ndr"
 
 
@@ -72,11 +73,9 @@ def resources_for(env: str) -> dict[str, Any]:
             "spark": SparkResource(
                 master=os.environ.get("NDR_SPARK_MASTER", "local[2]"), driver_log=str(paths.spark_driver_log)
             ),
-            # Dimension tables of the embedded warehouse: <tables_uri>/<schema>/<table>/ in the lake.
-            "warehouse": LocalWarehouse(
-                lake_root=str(paths.lake_root),
-                tables_uri=os.environ.get("NDR_WAREHOUSE_TABLES_URI", "s3://ndr-demo/warehouse/"),
-            ),
+            # Dimension tables of the embedded warehouse: <tables_uri>/<schema>/<table>/ in the lake,
+            # where the deployment says (no default: the platform knows no bucket of its own).
+            "warehouse": LocalWarehouse(lake_root=str(paths.lake_root), tables_uri=os.environ.get(WAREHOUSE_TABLES_ENV)),
         }
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     return {

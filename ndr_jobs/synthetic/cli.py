@@ -16,8 +16,8 @@ from rich.table import Table
 from ndr_jobs.synthetic.generate import GenerationProgress, GenerationSummary, generate_traffic
 from ndr_jobs.synthetic.network import MAX_HOSTS, MIN_HOSTS
 from ndr_jobs.synthetic.scenarios import SCENARIOS
-from ndr_jobs.synthetic.writers import FORMATS
-from ndr_resources.environments import LocalPaths
+from ndr_jobs.synthetic.writers import FORMATS, warehouse_tables_uri
+from ndr_resources.environments import WAREHOUSE_TABLES_ENV, LocalPaths
 from ndr_resources.lake import LocalLake
 
 DEFAULT_TENANTS = "acme/finance,globex/retail"
@@ -160,5 +160,11 @@ def generate(
         console.print(table)
     console.print(
         f"{summary.total_sessions:,} sessions in {summary.seconds:.1f} s under {lake_root}/{bucket}/paloalto/ ; "
-        f"ground truth under {lake_root}/{bucket}/synthetic/, inventory under {lake_root}/{bucket}/warehouse/dim/machines/"
+        f"ground truth under {lake_root}/{bucket}/synthetic/, inventory under {lake_root}/{bucket}/warehouse/dim/machines/",
+        highlight=False, soft_wrap=True,
+    )
+    console.print(
+        f"The machine inventory is the warehouse table dim.machines: point the embedded warehouse at it with "
+        f"{WAREHOUSE_TABLES_ENV}={warehouse_tables_uri(bucket)}",
+        highlight=False, soft_wrap=True,
     )
