@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
+from typing import get_args
 
 import typer
 from rich.console import Console
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from ndr_resources.environments import LocalPaths
 from ndr_resources.errors import SpecError
+from ndr_resources.specs import DeltaInput
 from ndr_resources.lake import Lake, LocalLake, S3Lake, validate_bucket_name
 from ndr_resources.parameter_store import DynamoDBParameterStore, ParameterStore, SqliteParameterStore
 from seeds.provision import ProvisioningError, ValidationReport, provision, render_templates, validate_items
@@ -53,6 +55,33 @@ SQLITE_PATH = typer.Option(
 ENDPOINT_URL = typer.Option(None, "--endpoint-url", help="AWS endpoint override (e.g. a moto server).")
 REGION = typer.Option(None, "--region", help="AWS region (default: the AWS configuration).")
 TEMPLATES_DIR = typer.Option(None, "--templates-dir", help="Folder of seed templates (default: seeds/templates).")
+# The raw formats the readers accept, as the delta_builder spec model declares them.
+INPUT_FORMATS = get_args(DeltaInput.model_fields["format"].annotation)
+
+
+def _input_format(value: str | None) -> str | None:
+    if value is not None and value not in INPUT_FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(INPUT_FORMATS)}")
+    return value
+
+
+INPUT_FORMAT = typer.Option(
+    None, "--input-format", callback=_input_format,
+    help=f"Format of the raw mini-batches ({', '.join(INPUT_FORMATS)}): sets delta_builder.input.format and "
+    "pair_counts_builder.traffic_input.format (default: the templates').",
+)
+
+
+def input_format_overrides(input_format: str | None) -> dict[str, dict]:
+    """``spec_overrides`` that make both readers of the raw mini-batches expect ``input_format``."""
+    if input_format is None:
+        return {}
+    return {
+        "delta_builder": {"input": {"format": input_format}},
+        "pair_counts_builder": {"traffic_input": {"format": input_format}},
+    }
+
+
 START_DATE = typer.Option(
     None, "--start-date", help="First day of the project's 15-minute partitions (default: this month's first day)."
 )
@@ -100,6 +129,7 @@ def provision_command(
     org1: str = ORG1,
     org2: str = ORG2,
     start_date: str = START_DATE,
+    input_format: str | None = INPUT_FORMAT,
     backend: Backend = BACKEND,
     sqlite_path: Path = SQLITE_PATH,
     lake: LakeKind = typer.Option(LakeKind.local, "--lake", help="Where the port-set reference file goes."),
@@ -123,6 +153,7 @@ def provision_command(
             org2=org2,
             start_date=start_date,
             templates_dir=templates_dir,
+            spec_overrides=input_format_overrides(input_format),
         )
     except ProvisioningError as exc:
         _print_report(console, exc.report)
