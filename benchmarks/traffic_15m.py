@@ -173,13 +173,13 @@ def run_timing(instance, run_id: str, wall_s: float, windows: int, materializati
 
 def timed_backfill(instance, project: str, first: str, last: str, assets: list[str] | None = None) -> RunTiming:
     """One single-run backfill of ``[first, last]`` (all assets, or ``assets``), raising if it fails."""
-    from ndr_jobs.demo import backfill_project
+    from ndr_jobs.backfill import backfill_project
 
     began = time.perf_counter()
     outcome = backfill_project(project, first, last, instance=instance, asset_selection=assets)
     wall = time.perf_counter() - began
     outcome.raise_on_failure()
-    return run_timing(instance, outcome.run_id, wall, outcome.windows, outcome.materializations)
+    return run_timing(instance, outcome.run_id, wall, outcome.partitions, outcome.materializations)
 
 
 # ---------------------------------------------------------------- data
@@ -258,7 +258,8 @@ def run_benchmark(
     """Everything the module measures, as a JSON-serialisable dict (see the module docstring)."""
     import dagster as dg
 
-    from ndr_jobs.demo import project_name_for, use_home
+    from ndr_jobs.backfill import use_home
+    from ndr_jobs.demo import project_name_for
     from ndr_jobs.synthetic.generate import generate_traffic
     from ndr_resources.environments import resources_for
     from ndr_resources.lake import LocalLake

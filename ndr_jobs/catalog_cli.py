@@ -48,7 +48,9 @@ PARQUET_FILE = "feature_catalog.parquet"
 
 PROJECT = typer.Option(None, "--project", help="Read specs and dataset locations of this project from the parameter store.")
 VERSION = typer.Option("v1", "--version", help="Feature spec version.")
-HOME = typer.Option(None, "--home", help="Use the embedded store and lake of this NDR_HOME (default: NDR_ENV's).")
+HOME = typer.Option(
+    None, "--home", help="Use the embedded store and lake of this folder (default: NDR_ENV's, with $NDR_HOME or ./.ndr)."
+)
 
 
 @dataclass
@@ -113,7 +115,7 @@ def _resources(home: Path | None) -> dict[str, Any]:
 
     if home is None:
         return resources_for(current_environment())
-    paths = LocalPaths(home.resolve())
+    paths = LocalPaths.resolve(home)
     return {
         "parameter_store": SqliteParameterStore(path=str(paths.parameters_db)),
         "lake": LocalLake(root=str(paths.lake_root)),

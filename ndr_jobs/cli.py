@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import subprocess
 import sys
 import warnings
@@ -14,7 +15,9 @@ from typing import Any
 import dagster as dg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from ndr_resources.environments import LocalPaths
 from ndr_resources.errors import NdrError
 
 from ndr_jobs.catalog_cli import catalog_app
@@ -31,6 +34,9 @@ app = typer.Typer(
 # documented choices; their warnings would drown the command's own output.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+HOME = typer.Option(
+    None, "--home", help="Folder of the embedded store, lake and Dagster instance (default: $NDR_HOME, else ./.ndr)."
+)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,7 +47,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except (NdrError, RuntimeError) as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -50,48 +56,86 @@ app.command("generate", help="Generate synthetic PAN-OS TRAFFIC mini-batches int
 app.add_typer(catalog_app, name="catalog", help="The feature catalog: counts per group, Markdown and Parquet.")
 
 
+VERBOSE = typer.Option(
+    False, "--verbose", help="Also print Dagster's step events and failure traces (they are always in the run's event log)."
+)
+
+
+def quiet_terminal(*, verbose: bool) -> None:
+    """Keep library warnings and log records off the terminal unless ``--verbose``: the command's
+    summary or error is the output. Dagster's run events are quieted in the run config instead
+    (:func:`ndr_jobs.backfill.console_logs`)."""
+    if verbose:
+        return
+    warnings.simplefilter("ignore")
+    for name in ("py4j", "dagster", "pyspark"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 @app.command()
 @friendly_errors
 def demo(
-    home: Path = typer.Option(Path(".ndr"), help="Where the embedded store, lake and Dagster instance live."),
+    home: Path | None = HOME,
     days: float = typer.Option(5.0, help="Days of synthetic traffic per tenant (must cross the first month boundary)."),
     start: str = typer.Option("2026-03-28", help="First day of traffic and of the projects (UTC, ISO date)."),
     seed: int = typer.Option(7, help="Random seed of the generator."),
     fresh: bool = typer.Option(True, help="Start from an empty lake, store and instance."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Provision two tenants, generate traffic, run the 15-minute graph, the month's baselines and FG-C; summarize."""
     from ndr_jobs.demo import run_demo
 
-    run_demo(home=home, days=days, start=datetime.fromisoformat(start), seed=seed, fresh=fresh)
+    quiet_terminal(verbose=verbose)
+    paths = LocalPaths.resolve(home)
+    Console().print(f"NDR home: {paths.home}" + (" (emptied first)" if fresh else ""), highlight=False, soft_wrap=True)
+    run_demo(home=paths.home, days=days, start=datetime.fromisoformat(start), seed=seed, fresh=fresh, verbose=verbose)
+
+
+def parse_assets(text: str | None) -> list[str] | None:
+    """``"delta,pair_counts"`` -> ``["delta", "pair_counts"]``; nothing given -> every asset of the job."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    return names or None
 
 
 @app.command()
 @friendly_errors
 def backfill(
     project: str = typer.Option(..., help="Project name, e.g. ndr-acme-finance."),
-    start: str = typer.Option(..., help="First partition: a window start such as 2026-01-05-00:08, a date, or a month (baselines)."),
+    start: str = typer.Option(
+        ..., help="First partition: a window start such as 2026-01-05-00:08, a day (its 96 windows: 23:53 of the "
+        "day before to 23:38), or a month (baselines)."
+    ),
     end: str = typer.Option(..., help="Last partition (inclusive), same forms as --start."),
     kind: str = typer.Option("traffic", help="traffic (delta, pair_counts, fg_a), fg_c, or baselines (inventory + FG-B, months)."),
-    home: Path = typer.Option(Path(".ndr"), help="NDR_HOME of the embedded defaults."),
+    assets: str | None = typer.Option(
+        None, "--assets", help="Comma-separated assets of the kind's job to run, e.g. delta,pair_counts (default: all)."
+    ),
+    home: Path | None = HOME,
+    verbose: bool = VERBOSE,
 ) -> None:
-    """Materialize one of a project's jobs for a partition range as one run."""
-    from ndr_jobs.demo import backfill_project, use_home
+    """Materialize one of a project's jobs for a partition range as one run; exit 1 if a step or a blocking check failed."""
+    from ndr_jobs.backfill import backfill_project, use_home
 
+    quiet_terminal(verbose=verbose)
     use_home(home)
-    outcome = backfill_project(project, start, end, kind=kind).raise_on_failure()
+    outcome = backfill_project(
+        project, start, end, kind=kind, asset_selection=parse_assets(assets), verbose=verbose
+    ).raise_on_failure()
+    non_blocking = ", ".join(f"{check} (non-blocking)" for check in outcome.failed_checks)
     Console().print(
-        f"{outcome.project}: {outcome.windows} partition(s) {outcome.first_window} .. {outcome.last_window} "
-        f"materialized in {outcome.seconds:.0f} s; failed checks: {', '.join(outcome.checks_failed) or 'none'}"
+        f"{outcome.project}: {outcome.partitions} partition(s) {outcome.first_partition} .. {outcome.last_partition} "
+        f"materialized in {outcome.seconds:.0f} s; failed checks: {non_blocking or 'none'}",
+        highlight=False, soft_wrap=True,
     )
 
 
 @app.command()
 def dev(
-    home: Path = typer.Option(Path(".ndr"), help="NDR_HOME of the embedded defaults."),
+    home: Path | None = HOME,
     port: int = typer.Option(3000, help="Port of the Dagster UI."),
 ) -> None:
     """Open the Dagster UI on this project's instance (``dagster dev -w workspace.yaml``)."""
-    from ndr_jobs.demo import use_home
+    from ndr_jobs.backfill import use_home
 
     use_home(home)
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"

@@ -23,17 +23,13 @@ from rich.table import Table
 
 from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, first_baseline_month
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
-from ndr_jobs.jobs import baselines_job_name, correlation_job_name, traffic_job_name
-from ndr_resources.environments import LocalPaths, current_environment, parameter_store_for
+from ndr_jobs.backfill import BackfillOutcome, backfill_project, use_home
+from ndr_resources.environments import WAREHOUSE_TABLES_ENV, LocalPaths
 from ndr_resources.errors import NdrError
-from ndr_resources.projects import load_project_configs
 
 DEMO_BUCKET = "ndr-demo"
 DEMO_TENANTS = (("acme", "finance"), ("globex", "retail"))
 FEATURE_SPEC_VERSION = "v1"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 # Wide enough for the summary tables when the output is not a terminal (CI logs, pipes).
 console = Console(width=max(Console().width, 140))
@@ -41,143 +37,6 @@ console = Console(width=max(Console().width, 140))
 
 def project_name_for(org1: str, org2: str) -> str:
     return f"ndr-{org1}-{org2}"
-
-
-@dataclass
-class BackfillOutcome:
-    project: str
-    first_window: str
-    last_window: str
-    windows: int
-    seconds: float
-    materializations: dict[str, dict]
-    checks_failed: list[str]
-    error: str | None = None
-    run_id: str | None = None  # the run's id in the instance (its event log has the step timings)
-
-    def raise_on_failure(self) -> BackfillOutcome:
-        if self.error:
-            raise RuntimeError(
-                f"backfill of {self.project} {self.first_window}..{self.last_window} failed: {self.error}"
-                + (f" (failed checks: {', '.join(self.checks_failed)})" if self.checks_failed else "")
-            )
-        return self
-
-
-def use_home(home: Path) -> LocalPaths:
-    os.environ["NDR_HOME"] = str(home.resolve())
-    os.environ["DAGSTER_HOME"] = str((home / "dagster").resolve())
-    paths = LocalPaths.from_env()
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
-    return paths
-
-
-def _window_key(value: str, *, last: bool) -> str:
-    """Accepts a partition key or an ISO date (first/last window of that day)."""
-    try:
-        return datetime.strptime(value, FIFTEEN_MINUTE_KEY_FORMAT).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
-    except ValueError:
-        day = datetime.fromisoformat(value).replace(tzinfo=UTC)
-        edge = floor_to_window_start(day + timedelta(days=1) - timedelta(seconds=1)) if last else (
-            floor_to_window_start(day + timedelta(minutes=SLICE_MINUTES - 1))
-        )
-        return edge.strftime(FIFTEEN_MINUTE_KEY_FORMAT)
-
-
-def _month_key(value: str, *, last: bool) -> str:
-    """Accepts ``YYYY-MM``, ``YYYY-MM-01`` or any ISO date (its month)."""
-    try:
-        parsed = datetime.strptime(value, "%Y-%m")
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise NdrError(f"not a month (YYYY-MM) or an ISO date: {value!r}") from None
-    return parsed.strftime("%Y-%m-01")
-
-
-# What `backfill_project` can run: the job of each kind and how its range boundaries are written.
-RANGE_KINDS = {
-    "traffic": (traffic_job_name, _window_key),
-    "fg_c": (correlation_job_name, _window_key),
-    "baselines": (baselines_job_name, _month_key),
-}
-
-
-def backfill_project(
-    project: str,
-    start: str,
-    end: str,
-    *,
-    instance: dg.DagsterInstance | None = None,
-    asset_selection: Sequence[str] | None = None,
-    kind: str = "traffic",
-    run_config: dict | None = None,
-) -> BackfillOutcome:
-    """One run that materializes one of the project's jobs for every partition in [start, end].
-
-    ``kind``: ``traffic`` (delta, pair_counts, FG-A; 15-minute windows), ``fg_c`` (15-minute
-    windows from the first baseline month) or ``baselines`` (machine inventory and FG-B; months).
-    ``asset_selection`` (asset names such as ``"delta"``) limits the run to those assets.
-    """
-    from ndr_jobs.definitions import build_definitions
-
-    if kind not in RANGE_KINDS:
-        raise NdrError(f"unknown backfill kind {kind!r}; known: {sorted(RANGE_KINDS)}")
-    store = parameter_store_for(current_environment())
-    routed = sorted(config.project_name for config in load_project_configs(store))
-    if project not in routed:
-        raise NdrError(f"project '{project}' has no enabled routing record in the parameter store; routed: {routed}")
-    job_name, key_of = RANGE_KINDS[kind]
-    defs = build_definitions()
-    job = defs.resolve_job_def(job_name(project))
-    first, last = key_of(start, last=False), key_of(end, last=True)
-    try:
-        windows = len(job.partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(first, last)))
-    except Exception as exc:  # dagster names the key that does not exist
-        raise NdrError(f"{project}: {kind} has no partition range {first}..{last}: {exc}") from None
-    began = time.monotonic()
-    own_instance = instance is None
-    instance = instance or dg.DagsterInstance.get()
-    try:
-        result = job.execute_in_process(
-            instance=instance,
-            tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
-            run_config={**QUIET_LOGS, **(run_config or {})},
-            raise_on_error=False,
-            asset_selection=[dg.AssetKey([project, name]) for name in asset_selection] if asset_selection else None,
-        )
-    finally:
-        if own_instance:
-            instance.dispose()
-    materializations: dict[str, dict] = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        name = mat.asset_key.path[-1]
-        if name not in materializations and mat.metadata:
-            materializations[name] = {k: v.value for k, v in mat.metadata.items()}
-    failed_checks = [
-        f"{e.asset_check_evaluation_data.asset_key.path[-1]}.{e.asset_check_evaluation_data.check_name}"
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-    ]
-    error = None
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_failure]
-        error = failures[-1].message if failures else "see the run's logs"
-        step_errors = [e.step_failure_data.error for e in failures if e.is_step_failure and e.step_failure_data.error]
-        if step_errors:
-            error = _root_cause(step_errors[0])
-    return BackfillOutcome(
-        project, first, last, windows, time.monotonic() - began, materializations, failed_checks, error, result.run_id
-    )
-
-
-def _root_cause(error) -> str:
-    """The innermost message of a step error: Dagster wraps ours in "Error occurred while executing op"."""
-    while error.cause is not None and "Error occurred while executing" in error.message:
-        error = error.cause
-    return error.message.strip()
 
 
 def demo_spec_overrides(start: datetime) -> dict[str, dict]:
@@ -201,17 +60,15 @@ class DemoOutcome:
     correlation: list[BackfillOutcome]
 
 
-def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool) -> DemoOutcome:
+def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool, verbose: bool = False) -> DemoOutcome:
     """Provision, generate, then per project: the 15-minute graph, the month's baselines, FG-C."""
     from ndr_jobs.synthetic.generate import generate_traffic
+    from ndr_jobs.synthetic.writers import warehouse_tables_uri
     from ndr_resources.lake import LocalLake
     from ndr_resources.parameter_store.sqlite import SqliteParameterStore
     from seeds.provision import provision
 
     began = time.monotonic()
-    if fresh and home.exists():
-        shutil.rmtree(home)
-    paths = use_home(home)
     # The project's partitions start at the first window touching its start date (the 23:53 window of
     # the day before); generation and the backfill start there too, so FG-A has no hole to refuse.
     start = datetime(start.year, start.month, start.day, tzinfo=UTC)
@@ -222,6 +79,12 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
             f"the demo needs traffic past the first month boundary ({month:%Y-%m-%d}) to score FG-C windows: "
             f"start {start:%Y-%m-%d} + {days:g} day(s) ends {end:%Y-%m-%d %H:%M}"
         )
+    if fresh and home.exists():  # only once the arguments are known to be good
+        shutil.rmtree(home)
+    paths = use_home(home)
+    # Where the generator puts the synthetic machine table: the demo configures the embedded
+    # warehouse there, as a user of `ndr generate` would.
+    os.environ[WAREHOUSE_TABLES_ENV] = warehouse_tables_uri(DEMO_BUCKET)
     overrides = demo_spec_overrides(start)
     lake = LocalLake(root=str(paths.lake_root))
     store = SqliteParameterStore(path=str(paths.parameters_db))
@@ -259,7 +122,8 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
                     project = project_name_for(org1, org2)
                     task = progress.add_task(f"{project}: {what} ({range_start} .. {range_end})", total=None)
                     results.append(
-                        backfill_project(project, range_start, range_end, instance=instance, kind=kind).raise_on_failure()
+                        backfill_project(project, range_start, range_end, instance=instance, kind=kind, verbose=verbose)
+                        .raise_on_failure()
                     )
                     progress.update(task, total=1, completed=1)
         finally:
@@ -330,20 +194,27 @@ def _table(title: str, columns: Sequence[str], left: Sequence[str] = ("project",
 
 def _print_summary(outcome: DemoOutcome, generation, paths: LocalPaths, seconds: float, overrides: dict) -> None:
     table = _table("NDR demo: the 15-minute graph",
-                   ("project", "windows", "raw rows", "quarantined", "delta rows", "pair rows", "FG-A rows", "run s",
-                    "failed checks"))
+                   ("project", "windows", "raw records", "sessions", "quarantined", "skipped", "delta rows",
+                    "pair rows", "FG-A rows", "run s", "failed checks"))
     for o in outcome.traffic:
         delta, pairs, fg_a = (o.materializations.get(k, {}) for k in ("delta", "pair_counts", "fg_a"))
         table.add_row(
-            o.project, str(o.windows), str(delta.get("rows_in", "-")), str(delta.get("rows_quarantined", "-")),
-            str(delta.get("rows_out", "-")), str(pairs.get("rows_out", "-")), str(fg_a.get("rows_out", "-")),
-            f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
+            o.project, str(o.partitions),
+            *(str(delta.get(k, "-")) for k in ("records_in", "records_published", "records_quarantined",
+                                                "records_skipped", "rows_out")),
+            str(pairs.get("rows_out", "-")), str(fg_a.get("rows_out", "-")),
+            f"{o.seconds:.0f}", ", ".join(o.failed_checks) or "none",
         )
     console.print(table)
     for o in outcome.traffic:
-        counters = o.materializations.get("delta", {}).get("dq_counters", {})
-        shown = {k: v for k, v in sorted(counters.items()) if v}
-        console.print(f"[bold]{o.project}[/] reader and DQ counters over the whole run: {shown}")
+        delta = o.materializations.get("delta", {})
+        console.print(
+            f"[bold]{o.project}[/] delta over the whole run: quarantined {delta.get('quarantined_by_reason', {})}, "
+            f"skipped by rule {delta.get('skipped_by_reason', {})}, late sessions {delta.get('late_sessions', 0)}, "
+            f"unknown actions {delta.get('unknown_action', 0)}"
+        )
+    console.print("raw records = sessions + quarantined + skipped (start logs, redeliveries, other log types, "
+                  "sessions without a monitored host), per window")
 
     table = _table("Monthly baselines (FG-B, month of use; built from the month before)",
                    ("project", "month", "horizons", "new IPs", "host rows", "seg rows", "cold", "VDI", "pair rows",
@@ -357,7 +228,7 @@ def _print_summary(outcome: DemoOutcome, generation, paths: LocalPaths, seconds:
             str(host.get("rows_out", "-")), str(o.materializations.get("fg_b_segment", {}).get("rows_out", "-")),
             str(meta.get("cold_start_host_labels", "-")), str(meta.get("non_persistent_host_labels", "-")),
             str(rarity.get("rows_out_host", 0) + rarity.get("rows_out_segment", 0)),
-            f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
+            f"{o.seconds:.0f}", ", ".join(o.failed_checks) or "none",
         )
     console.print(table)
     console.print("cold / VDI: (host, time band) rows of ip_metadata that are cold-start / non-persistent machines, "
@@ -371,10 +242,10 @@ def _print_summary(outcome: DemoOutcome, generation, paths: LocalPaths, seconds:
         fg_c = o.materializations.get("fg_c", {})
         imputation = fg_c.get("imputation") or {}
         table.add_row(
-            o.project, str(o.windows), str(fg_c.get("rows_out", "-")), str(fg_c.get("columns", "-")),
+            o.project, str(o.partitions), str(fg_c.get("rows_out", "-")), str(fg_c.get("columns", "-")),
             *(str(imputation.get(k, "-")) for k in ("host_baseline", "segment_cold_start", "segment_no_history", "pairs")),
             str(imputation.get("pairs_segment_imputed", 0) + imputation.get("pairs_segment_cold_start", 0)),
-            str(imputation.get("pairs_zero_filled", "-")), f"{o.seconds:.0f}", ", ".join(o.checks_failed) or "none",
+            str(imputation.get("pairs_zero_filled", "-")), f"{o.seconds:.0f}", ", ".join(o.failed_checks) or "none",
         )
     console.print(table)
     console.print("host bl / seg: cold / seg: new: host-windows scored against the host's own baseline, its segment's "

@@ -19,6 +19,9 @@ from ndr_resources.spark import SparkResource
 from ndr_resources.warehouse import LocalWarehouse, RedshiftWarehouse
 
 ENVIRONMENTS = ("local", "aws")
+HOME_ENV = "NDR_HOME"
+WAREHOUSE_TABLES_ENV = "NDR_WAREHOUSE_TABLES_URI"  # the embedded warehouse's LocalWarehouse.tables_uri
+DEFAULT_HOME = ".ndr"
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,12 @@ class LocalPaths:
 
     @classmethod
     def from_env(cls) -> LocalPaths:
-        return cls(Path(os.environ.get("NDR_HOME", ".ndr")).resolve())
+        return cls.resolve(None)
+
+    @classmethod
+    def resolve(cls, home: Path | str | None) -> LocalPaths:
+        """Every command's rule: an explicit ``--home`` wins, then ``$NDR_HOME``, then ``./.ndr``."""
+        return cls(Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve())
 
     @property
     def parameters_db(self) -> Path:
@@ -42,6 +50,10 @@ class LocalPaths:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def spark_driver_log(self) -> Path:
+        return self.home / "logs" / "spark-driver.log"
 
 
 def current_environment() -> str:
@@ -58,12 +70,12 @@ def resources_for(env: str) -> dict[str, Any]:
         return {
             "parameter_store": SqliteParameterStore(path=str(paths.parameters_db)),
             "lake": LocalLake(root=str(paths.lake_root)),
-            "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[2]")),
-            # Dimension tables of the embedded warehouse: <tables_uri>/<schema>/<table>/ in the lake.
-            "warehouse": LocalWarehouse(
-                lake_root=str(paths.lake_root),
-                tables_uri=os.environ.get("NDR_WAREHOUSE_TABLES_URI", "s3://ndr-demo/warehouse/"),
+            "spark": SparkResource(
+                master=os.environ.get("NDR_SPARK_MASTER", "local[2]"), driver_log=str(paths.spark_driver_log)
             ),
+            # Dimension tables of the embedded warehouse: <tables_uri>/<schema>/<table>/ in the lake,
+            # where the deployment says (no default: the platform knows no bucket of its own).
+            "warehouse": LocalWarehouse(lake_root=str(paths.lake_root), tables_uri=os.environ.get(WAREHOUSE_TABLES_ENV)),
         }
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from abc import ABC, abstractmethod
@@ -25,13 +26,48 @@ from ndr_resources.errors import InputDataError
 SUCCESS_MARKER = "_SUCCESS"
 
 
+# S3's naming rules for general purpose buckets
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+_BUCKET_CHARACTERS = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+_IPV4_LIKE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why S3 would refuse ``name`` as a general purpose bucket name, or None if it is valid."""
+    if not 3 <= len(name) <= 63:
+        return f"bucket name {name!r} must be 3 to 63 characters long, not {len(name)}"
+    if not _BUCKET_CHARACTERS.match(name):
+        return (f"bucket name {name!r} may hold only lowercase letters, digits, dots and hyphens, and must "
+                "start and end with a letter or digit")
+    if ".." in name:
+        return f"bucket name {name!r} has two adjacent dots"
+    if _IPV4_LIKE.match(name):
+        return f"bucket name {name!r} is formatted as an IP address"
+    if name.startswith(RESERVED_BUCKET_PREFIXES):
+        return f"bucket name {name!r} starts with a prefix S3 reserves ({', '.join(RESERVED_BUCKET_PREFIXES)})"
+    if name.endswith(RESERVED_BUCKET_SUFFIXES):
+        return f"bucket name {name!r} ends with a suffix S3 reserves ({', '.join(RESERVED_BUCKET_SUFFIXES)})"
+    return None
+
+
+def validate_bucket_name(name: str) -> str:
+    """``name`` if S3 accepts it as a general purpose bucket name; a ValueError saying why not otherwise."""
+    problem = bucket_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> (``bucket``, ``a/b``), refusing anything that could escape the bucket."""
+    """``s3://bucket/a/b`` -> (``bucket``, ``a/b``), refusing invalid buckets and anything that could escape one."""
     if not uri.startswith("s3://"):
         raise InputDataError(uri, "not an s3:// URI")
     bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket or "/" in bucket or bucket in (".", ".."):
-        raise InputDataError(uri, "URI has no valid bucket")
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise InputDataError(uri, problem)
     parts = key.split("/")
     if any(p in ("..", ".") for p in parts) or key.startswith("/") or "\\" in key or "\x00" in key:
         raise InputDataError(uri, "key contains '..', '.', a backslash, a NUL or a leading '/'")
@@ -149,27 +185,42 @@ class Lake(dg.ConfigurableResource, ABC):
         self.delete_prefix(staging)
         return {p.label(): counts.get(p.label(), 0) for p in partitions}
 
-    def read_partitions(
-        self, spark: Any, dataset_uri: str, partitions: Sequence[PartitionSpec], schema: Any
-    ) -> tuple[Any, list[PartitionSpec]]:
-        """Read the published partitions among ``partitions`` with an explicit schema.
+    def _scan_partitions(
+        self, dataset_uri: str, partitions: Sequence[PartitionSpec]
+    ) -> tuple[list[tuple[PartitionSpec, bool]], list[PartitionSpec]]:
+        """``([(published partition, holds Parquet files)], [unpublished partitions])``.
 
         Lists each top-level partition folder (e.g. one ``dt=`` day) once, not each partition, so a
-        30-day read costs 30 listings. Returns the DataFrame and the partitions that were not
-        published (callers decide whether a missing upstream partition is an error).
+        30-day scan costs 30 listings.
         """
         by_top: dict[str, list[PartitionSpec]] = {}
         for partition in partitions:
             by_top.setdefault(partition.path().split("/", 1)[0], []).append(partition)
-        paths, missing = [], []
+        published, missing = [], []
         for top, members in by_top.items():
             objects = set(self.list_objects(join_uri(dataset_uri, top) + "/"))
             for partition in members:
                 base = join_uri(dataset_uri, partition.path()) + "/"
                 if base + SUCCESS_MARKER not in objects:
                     missing.append(partition)
-                elif any(o.startswith(base) and o.endswith(".parquet") for o in objects):
-                    paths.append(self.spark_uri(base))
+                else:
+                    published.append((partition, any(o.startswith(base) and o.endswith(".parquet") for o in objects)))
+        return published, missing
+
+    def unpublished(self, dataset_uri: str, partitions: Sequence[PartitionSpec]) -> list[PartitionSpec]:
+        """The partitions among ``partitions`` that carry no ``_SUCCESS`` marker, in the given order."""
+        return self._scan_partitions(dataset_uri, partitions)[1]
+
+    def read_partitions(
+        self, spark: Any, dataset_uri: str, partitions: Sequence[PartitionSpec], schema: Any
+    ) -> tuple[Any, list[PartitionSpec]]:
+        """Read the published partitions among ``partitions`` with an explicit schema.
+
+        Returns the DataFrame and the partitions that were not published (callers decide whether a
+        missing upstream partition is an error).
+        """
+        published, missing = self._scan_partitions(dataset_uri, partitions)
+        paths = [self.spark_uri(join_uri(dataset_uri, p.path()) + "/") for p, has_files in published if has_files]
         if not paths:
             return spark.createDataFrame([], schema), missing
         return spark.read.schema(schema).parquet(*paths), missing

@@ -480,27 +480,40 @@ def _spark_conf(spark: Any, settings: dict[str, str]) -> Iterator[None]:
 class LocalWarehouse(Warehouse):
     """Tables as Parquet folders in the local lake, queried with Spark SQL.
 
-    ``tables_uri`` (e.g. ``s3://ndr-demo/warehouse/``) holds ``<schema>/<table>/`` folders; the lake
-    maps it onto ``lake_root`` like every other URI.
+    ``tables_uri`` (e.g. ``s3://my-bucket/warehouse/``) holds ``<schema>/<table>/`` folders; the lake
+    maps it onto ``lake_root`` like every other URI. There is no default location: the platform does
+    not know where a deployment keeps its tables, so using the warehouse without one is an error
+    that says what to set (``NDR_WAREHOUSE_TABLES_URI`` on the embedded defaults).
     """
 
     lake_root: str
-    tables_uri: str
+    tables_uri: str | None = None
 
     def _lake(self) -> LocalLake:
         return LocalLake(root=self.lake_root)
 
+    @property
+    def location(self) -> str:
+        """``tables_uri``, which every use of the warehouse needs."""
+        if not self.tables_uri:
+            raise WarehouseError(
+                "the local warehouse has no tables location: set NDR_WAREHOUSE_TABLES_URI to the s3:// prefix "
+                "of its <schema>/<table>/ Parquet folders (`ndr generate` writes dim.machines under "
+                "s3://<bucket>/warehouse/)"
+            )
+        return self.tables_uri
+
     def table_uri(self, schema: str, table: str) -> str:
-        return join_uri(self.tables_uri, schema, table) + "/"
+        return join_uri(self.location, schema, table) + "/"
 
     def tables(self) -> list[tuple[str, str]]:
         """Every ``(schema, table)`` folder under ``tables_uri`` whose names are plain identifiers."""
         lake = self._lake()
         return [
             (schema, table)
-            for schema in lake.list_children(self.tables_uri)
+            for schema in lake.list_children(self.location)
             if _IDENTIFIER.match(schema)
-            for table in lake.list_children(join_uri(self.tables_uri, schema) + "/")
+            for table in lake.list_children(join_uri(self.location, schema) + "/")
             if _IDENTIFIER.match(table)
         ]
 
@@ -514,7 +527,7 @@ class LocalWarehouse(Warehouse):
             uri = self.table_uri(schema, table)
             path = str(local_path_for(uri, self.lake_root))
             name = f"`{schema}`.`{table}`"  # plain identifiers (checked by tables())
-            schema_path = str(local_path_for(join_uri(self.tables_uri, schema) + "/", self.lake_root))
+            schema_path = str(local_path_for(join_uri(self.location, schema) + "/", self.lake_root))
             try:
                 spark.sql(f"CREATE DATABASE IF NOT EXISTS `{schema}` LOCATION {quote_literal(schema_path)}")
                 spark.sql(f"DROP TABLE IF EXISTS {name}")
@@ -546,7 +559,7 @@ class LocalWarehouse(Warehouse):
                 result.write.mode("errorifexists").parquet(lake.spark_uri(request.destination_uri))
             except Exception as exc:  # AnalysisException & co: the message names the missing table/column
                 raise WarehouseError(
-                    f"local warehouse at {self.tables_uri}: the inventory SELECT failed: {exc}"
+                    f"local warehouse at {self.location}: the inventory SELECT failed: {exc}"
                 ) from exc
             finally:
                 spark.catalog.dropTempView(EXISTING_IPS_TABLE)

@@ -16,7 +16,8 @@ from rich.table import Table
 from ndr_jobs.synthetic.generate import GenerationProgress, GenerationSummary, generate_traffic
 from ndr_jobs.synthetic.network import MAX_HOSTS, MIN_HOSTS
 from ndr_jobs.synthetic.scenarios import SCENARIOS
-from ndr_jobs.synthetic.writers import FORMATS
+from ndr_jobs.synthetic.writers import FORMATS, warehouse_tables_uri
+from ndr_resources.environments import WAREHOUSE_TABLES_ENV, LocalPaths
 from ndr_resources.lake import LocalLake
 
 DEFAULT_TENANTS = "acme/finance,globex/retail"
@@ -81,8 +82,10 @@ def summary_tables(summary: GenerationSummary) -> tuple[Table, Table]:
 
 def generate(
     lake_root: Annotated[
-        str, typer.Option(help="Root folder of the local lake (s3://bucket/key -> <root>/bucket/key).")
-    ] = ".ndr/lake",
+        str | None,
+        typer.Option(help="Root folder of the local lake (s3://bucket/key -> <root>/bucket/key; "
+                     "default: lake/ in $NDR_HOME, else ./.ndr)."),
+    ] = None,
     bucket: Annotated[str, typer.Option(help="Bucket the data is written to.")] = "ndr-demo",
     tenants: Annotated[str, typer.Option(help="Comma-separated org1/org2 tenants.")] = DEFAULT_TENANTS,
     start: Annotated[
@@ -127,6 +130,7 @@ def generate(
             f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}", param_hint="--scenarios"
         )
     tenant_list = parse_tenants(tenants)
+    lake_root = lake_root or str(LocalPaths.from_env().lake_root)
     console = Console()
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -161,5 +165,11 @@ def generate(
         console.print(table)
     console.print(
         f"{summary.total_sessions:,} sessions in {summary.seconds:.1f} s under {lake_root}/{bucket}/paloalto/ ; "
-        f"ground truth under {lake_root}/{bucket}/synthetic/, inventory under {lake_root}/{bucket}/warehouse/dim/machines/"
+        f"ground truth under {lake_root}/{bucket}/synthetic/, inventory under {lake_root}/{bucket}/warehouse/dim/machines/",
+        highlight=False, soft_wrap=True,
+    )
+    console.print(
+        f"The machine inventory is the warehouse table dim.machines: point the embedded warehouse at it with "
+        f"{WAREHOUSE_TABLES_ENV}={warehouse_tables_uri(bucket)}",
+        highlight=False, soft_wrap=True,
     )

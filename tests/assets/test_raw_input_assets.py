@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from ndr_assets.transforms.schemas import DELTA_HOST_SLICE_SCHEMA, QUARANTINE_SCHEMA
-from ndr_jobs.demo import backfill_project
+from ndr_jobs.backfill import backfill_project
 from ndr_resources.environments import LocalPaths
 from ndr_resources.lake import LocalLake, PartitionSpec
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
@@ -116,7 +116,7 @@ def _partition(dt, window):
 def test_every_object_is_read_or_listed_as_skipped_with_its_reason(runs):
     _, instance, outcome, _ = runs
     assert outcome.error is None  # the readable rest is published: skipped objects do not block
-    assert sorted(outcome.checks_failed) == ["delta.input_complete", "pair_counts.input_complete"]
+    assert sorted(outcome.failed_checks) == ["delta.input_complete", "pair_counts.input_complete"]
     meta = outcome.materializations["delta"]
     assert (meta["mini_batches"], meta["files_read"], meta["files_unreadable"], meta["objects_skipped"]) == (3, 3, 1, 4)
     assert meta["incomplete_windows"] == "2026-01-05/0008, 2026-01-05/0023"
@@ -190,7 +190,7 @@ def test_a_session_is_counted_once_however_often_it_is_logged_or_delivered(runs,
 
 def test_sessions_without_a_monitored_host_fail_loudly(runs):
     _, instance, _, outcome = runs
-    assert "delta.monitored_hosts_present" in outcome.checks_failed
+    assert "delta.monitored_hosts_present" in outcome.failed_checks
     assert outcome.error is not None and "fg_a" not in outcome.materializations
     check = _evaluations(instance, outcome.run_id)[("delta", "monitored_hosts_present")]
     assert check.description == (

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from ndr_assets.transforms.schemas import DELTA_HOST_SLICE_SCHEMA, PAIR_COUNTS_SCHEMA, QUARANTINE_SCHEMA, fg_a_schema
-from ndr_jobs.demo import backfill_project
+from ndr_jobs.backfill import backfill_project
 from ndr_resources.environments import LocalPaths
 from ndr_resources.lake import LocalLake, PartitionSpec
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
@@ -204,7 +204,7 @@ def test_fg_a_rolls_windows_up(materialized, spark):
 def test_checks_pass_and_rerun_publishes_the_same_rows(materialized):
     lake, first, second, before, *_ = materialized
     assert first.error is None and second.error is None
-    assert first.checks_failed == [] and second.checks_failed == []
+    assert first.failed_checks == () and second.failed_checks == ()
     after = _published(lake)
     for name in before:
         assertDataFrameEqual(after[name], before[name])
@@ -212,7 +212,7 @@ def test_checks_pass_and_rerun_publishes_the_same_rows(materialized):
 
 def test_high_rejection_rate_blocks_fg_a(materialized):
     *_, blocked, _ = materialized
-    assert sorted(blocked.checks_failed) == ["delta.dq_rejection_rate_under_threshold",
+    assert sorted(blocked.failed_checks) == ["delta.dq_rejection_rate_under_threshold",
                                              "pair_counts.dq_rejection_rate_under_threshold"]
     assert "fg_a" not in blocked.materializations
     assert blocked.error is not None

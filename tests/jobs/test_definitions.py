@@ -17,6 +17,7 @@ from seeds.provision import provision
 def ndr_home(tmp_path, monkeypatch):
     monkeypatch.setenv("NDR_HOME", str(tmp_path))
     monkeypatch.setenv("NDR_ENV", "local")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # restored after the test; commands set it
     return LocalPaths.from_env()
 
 
