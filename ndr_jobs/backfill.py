@@ -7,6 +7,7 @@ run (``BackfillPolicy.single_run()``), so one Spark session processes a day or a
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -238,7 +239,7 @@ def backfill_project(
             # Dagster's own wording of a blocking check failure is its class path and a key list;
             # the check names say the same.
             checks_failed = root.cls_name == "DagsterAssetCheckFailedError" and blocking_failed
-            error = blocking_checks_message(blocking_failed) if checks_failed else root.message.strip()
+            error = blocking_checks_message(blocking_failed) if checks_failed else _message_only(root.message)
     return BackfillOutcome(
         project=project, kind=kind, first_partition=first, last_partition=last, partitions=partitions,
         seconds=time.monotonic() - began, materializations=materializations, failed_checks=failed_checks,
@@ -331,6 +332,15 @@ def check_upstream_published(lake: Lake, project: str, kind: str, first: str, ne
         problems.append(problem)
     if problems:
         raise MissingInputsError("\n".join(problems))
+
+
+# Errors raised on purpose (ours, and the dagster.Failure our assets raise) already say what is wrong
+# and where: the class path in front of the message is noise on the terminal.
+_DELIBERATE_ERROR_PREFIX = re.compile(r"^(?:(?:ndr_\w+|seeds)(?:\.\w+)*|dagster(?:\.\w+)*\.Failure): ")
+
+
+def _message_only(message: str) -> str:
+    return _DELIBERATE_ERROR_PREFIX.sub("", message.strip(), count=1)
 
 
 def _root_cause(error):

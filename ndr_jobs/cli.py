@@ -37,25 +37,6 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 HOME = typer.Option(
     None, "--home", help="Folder of the embedded store, lake and Dagster instance (default: $NDR_HOME, else ./.ndr)."
 )
-
-
-def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Our own errors already say what is wrong and where: print them without a stack trace."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (NdrError, RuntimeError) as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-app.add_typer(seed_app, name="seed", help="Provision and inspect the parameter and routing tables.")
-app.command("generate", help="Generate synthetic PAN-OS TRAFFIC mini-batches into the lake.")(generate)
-app.add_typer(catalog_app, name="catalog", help="The feature catalog: counts per group, Markdown and Parquet.")
-
-
 VERBOSE = typer.Option(
     False, "--verbose", help="Also print Dagster's step events and failure traces (they are always in the run's event log)."
 )
@@ -70,6 +51,25 @@ def quiet_terminal(*, verbose: bool) -> None:
     warnings.simplefilter("ignore")
     for name in ("py4j", "dagster", "pyspark"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Our own errors already say what is wrong and where: print them without a stack trace."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (NdrError, RuntimeError) as exc:
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+app.add_typer(seed_app, name="seed", help="Provision and inspect the parameter and routing tables.")
+app.command("generate", help="Generate synthetic PAN-OS TRAFFIC mini-batches into the lake.")(generate)
+app.add_typer(catalog_app, name="catalog", help="The feature catalog: counts per group, Markdown and Parquet.")
 
 
 @app.command()

@@ -53,3 +53,22 @@ def test_verbose_shows_dagsters_events_and_traces(blocked_home):
     result = run_ndr([*ARGS, "--verbose"], home=home, cwd=cwd)
     assert result.returncode == 1, result.stdout
     assert "STEP_FAILURE" in result.stdout and "dagster." in result.stdout, result.stdout
+
+
+def test_a_corrupt_input_file_is_one_line_naming_it_and_no_java_trace(tmp_path):
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    cwd.mkdir()
+    provision_project(home)
+    # A gzip header followed by bytes that are no deflate stream.
+    corrupt = b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes(range(256)) * 8
+    LocalLake(root=str(home / "lake")).write_bytes(
+        f"s3://{BUCKET}/paloalto/acme/finance/20260105T000500Z/part-00000.json.gz", corrupt
+    )
+    result = run_ndr(["backfill", "--project", PROJECT, "--start", "2026-01-04-23:53", "--end", "2026-01-04-23:53"],
+                     home=home, cwd=cwd)
+    assert result.returncode == 1, result.stdout
+    assert result.stdout.splitlines() == [
+        "error: ndr-acme-finance: traffic backfill 2026-01-04-23:53 .. 2026-01-04-23:53 failed: "
+        f"{home / 'lake' / BUCKET}/paloalto/acme/finance/20260105T000500Z/part-00000.json.gz: cannot read the jsonl "
+        "file (invalid distance too far back): truncated or corrupt? re-deliver or remove it"
+    ], result.stdout
