@@ -51,4 +51,4 @@ def test_blocking_is_read_from_the_jobs_check_specs(tmp_path, monkeypatch):
     job = build_definitions().resolve_job_def("ndr_acme_finance__traffic_15m")
     blocking = check_blocking(job)
     assert blocking["delta.dq_rejection_rate_under_threshold"] is True
-    assert blocking["fg_a.row_count_sane"] is False
+    assert blocking["delta.input_complete"] is False
