@@ -17,10 +17,10 @@ from typing import Any
 
 import dagster as dg
 
-from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, TRAILING_24H_PARTITIONS
 from ndr_assets.datasets import delta_host_slices_uri
-from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, partition_values, window_starts
 from ndr_assets.naming import baselines_job_name, correlation_job_name, traffic_job_name
+from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, TRAILING_24H_PARTITIONS
+from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, partition_values, window_starts
 from ndr_resources.environments import HOME_ENV, LocalPaths, current_environment, resources_for
 from ndr_resources.errors import NdrError
 from ndr_resources.lake import Lake, PartitionSpec

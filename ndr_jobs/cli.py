@@ -17,11 +17,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ndr_resources.environments import LocalPaths
-from ndr_resources.errors import NdrError
-
 from ndr_jobs.catalog_cli import catalog_app
 from ndr_jobs.synthetic.cli import generate
+from ndr_resources.environments import LocalPaths
+from ndr_resources.errors import NdrError
 from seeds.cli import seed_app
 
 app = typer.Typer(

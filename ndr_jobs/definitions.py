@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from ndr_assets.baselines.assets import build_baseline_assets
-from ndr_assets.naming import fg_b_asset_keys
 from ndr_assets.correlation.assets import build_correlation_assets
+from ndr_assets.naming import fg_b_asset_keys
 from ndr_assets.traffic.assets import build_traffic_assets
 from ndr_jobs.jobs import project_jobs
 from ndr_resources.environments import current_environment, resources_for

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from ndr_resources.environments import LocalPaths
 from ndr_resources.errors import SpecError
-from ndr_resources.specs import DeltaInput
 from ndr_resources.lake import Lake, LocalLake, S3Lake, validate_bucket_name
 from ndr_resources.parameter_store import DynamoDBParameterStore, ParameterStore, SqliteParameterStore
+from ndr_resources.specs import DeltaInput
 from seeds.provision import ProvisioningError, ValidationReport, provision, render_templates, validate_items
 
 seed_app = typer.Typer(

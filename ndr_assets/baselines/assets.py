@@ -27,10 +27,10 @@ from ndr_assets.baselines.datasets import (
     with_baseline_partition_columns,
 )
 from ndr_assets.contracts import enforce_contract
+from ndr_assets.datasets import read_required_windows
 from ndr_assets.inventory.unload import published_months, read_machine_inventory, unload_machine_inventory
 from ndr_assets.naming import FG_B_TABLES, MACHINE_INVENTORY, fg_b_asset_keys, fg_b_op_name, group_name_for
 from ndr_assets.partitions import monthly_partitions, previous_month_windows_mapping
-from ndr_assets.datasets import read_required_windows
 from ndr_assets.transforms.baselines import BaselineMetricError, build_fg_b
 from ndr_assets.transforms.pair_rarity import build_pair_rarity
 from ndr_assets.transforms.schemas import PAIR_COUNTS_SCHEMA, fg_a_schema
@@ -41,6 +41,7 @@ from ndr_resources.projects import ProjectConfig
 from ndr_resources.spark import SparkResource
 from ndr_resources.specs import FgBBuilderSpec, MachineInventoryUnloadSpec
 from ndr_resources.warehouse import Warehouse
+
 
 class FgBRunConfig(dg.Config):
     """Run parameters of the FG-B pipeline (spec 004): which horizon(s), and the baseline mode."""
@@ -199,7 +200,7 @@ def _build_fg_b_assets(
         )
         inventory_output = inventory_spec.output.model_copy(update={"s3_prefix": inventory_prefix})
         session = spark.session()
-        written: dict[str, int] = {table: 0 for table in FG_B_TABLES}
+        written: dict[str, int] = dict.fromkeys(FG_B_TABLES, 0)
         summaries: list[dict] = []
         check_inputs = checks.FgBCheckInputs()
         longest = max(spec.days_of(h) for h in horizons)

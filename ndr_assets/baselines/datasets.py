@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ndr_assets.partitions import next_month_start
 from ndr_assets.datasets import window_partitions
 from ndr_assets.naming import FG_B_TABLES
+from ndr_assets.partitions import next_month_start
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, window_starts
 from ndr_resources.lake import PartitionSpec, join_uri
 

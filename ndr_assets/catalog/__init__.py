@@ -12,7 +12,6 @@ pyspark types: no Dagster, no Spark session.
 """
 
 from ndr_assets.catalog.builder import build_catalog
-from ndr_assets.catalog.groups import GROUPS, MODEL_INPUT_GROUPS, GroupInfo, default_storage_path
 from ndr_assets.catalog.entry import AUXILIARY, COLUMN_ROLES, FEATURE, KEY, MODEL_CONSUMER, FeatureEntry
 from ndr_assets.catalog.export import (
     REGENERATE_COMMAND,
@@ -25,6 +24,7 @@ from ndr_assets.catalog.export import (
     to_markdown,
     to_parquet,
 )
+from ndr_assets.catalog.groups import GROUPS, MODEL_INPUT_GROUPS, GroupInfo, default_storage_path
 
 __all__ = [
     "AUXILIARY",

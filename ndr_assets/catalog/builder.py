@@ -30,7 +30,6 @@ from ndr_assets.catalog.entry import (
     FeatureEntry,
     feature_id,
 )
-from ndr_assets.catalog.groups import GROUPS, default_storage_path, offline_feature_group_name
 from ndr_assets.catalog.formulas import (
     BASE_METRIC_DOCS,
     DELTA_EXTRA_DOCS,
@@ -47,6 +46,9 @@ from ndr_assets.catalog.formulas import (
     window_phrase,
     windowed_formula,
 )
+from ndr_assets.catalog.groups import GROUPS, default_storage_path, offline_feature_group_name
+from ndr_assets.transforms.baselines import BaselineMetricError, resolve_baseline_metrics
+from ndr_assets.transforms.fg_c import FgCColumnLists, resolve_fg_c_lists
 from ndr_assets.transforms.schemas import (
     BASE_METRICS,
     DELTA_HOST_SLICE_SCHEMA,
@@ -70,12 +72,11 @@ from ndr_assets.transforms.schemas import (
     horizon_suffix,
     machine_inventory_schema,
 )
-from ndr_assets.transforms.baselines import BaselineMetricError, resolve_baseline_metrics
-from ndr_assets.transforms.fg_c import FgCColumnLists, resolve_fg_c_lists
 from ndr_assets.transforms.windows import WINDOW_LABELS
 from ndr_resources.errors import SpecError
 from ndr_resources.parameter_store.base import versioned_job_key
 from ndr_resources.specs import FgBBuilderSpec, FgCBuilderSpec, MachineInventoryUnloadSpec
+
 
 def group_context(group: str) -> list[tuple[str, str]]:
     """(name, formula) of the definitions that apply to every column of a group (e.g. FG-B's horizon)."""

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 from pyspark.sql import types as T
 
 from ndr_assets.catalog.builder import group_context
-from ndr_assets.catalog.groups import GROUPS
 from ndr_assets.catalog.entry import AUXILIARY, FEATURE, KEY, METRIC_PLACEHOLDER, FeatureEntry
+from ndr_assets.catalog.groups import GROUPS
 
 if TYPE_CHECKING:  # the Lake resource imports dagster; the catalog only calls its byte methods
     from ndr_resources.lake import Lake

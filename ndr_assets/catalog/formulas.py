@@ -235,9 +235,9 @@ PAIR_COUNTS_DOCS: dict[str, ColumnDoc] = {
 
 # How a base metric of a window longer than one slice is combined from the delta slices.
 WINDOW_COMBINATION = {
-    **{m: "sum of the window's delta host slices" for m in ADDITIVE_METRICS},
-    **{m: "maximum over the window's delta host slices" for m in MAX_METRICS},
-    **{m: "exact, over the per-peer totals of the window's delta peer slices" for m in DISTRIBUTION_METRICS},
+    **dict.fromkeys(ADDITIVE_METRICS, "sum of the window's delta host slices"),
+    **dict.fromkeys(MAX_METRICS, "maximum over the window's delta host slices"),
+    **dict.fromkeys(DISTRIBUTION_METRICS, "exact, over the per-peer totals of the window's delta peer slices"),
 }
 
 DERIVED_METRIC_DOCS: dict[str, ColumnDoc] = {

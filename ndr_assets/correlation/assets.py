@@ -11,17 +11,17 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ndr_assets import checks
 from ndr_assets.baselines.datasets import baseline_partition, fg_b_table_uri, month_label, month_start_of
 from ndr_assets.contracts import dataset_contract
-from ndr_assets.publishing import publish_dataset
-from ndr_assets.partitions import correlation_partitions, first_baseline_month
-from ndr_assets import checks
-from ndr_assets.naming import FG_B_TABLES, FG_C, asset_key, group_name_for
 from ndr_assets.datasets import (
     read_required_windows,
     window_partitions,
     with_partitions_of_window_end,
 )
+from ndr_assets.naming import FG_B_TABLES, FG_C, asset_key, group_name_for
+from ndr_assets.partitions import correlation_partitions, first_baseline_month
+from ndr_assets.publishing import publish_dataset
 from ndr_assets.transforms.fg_c import BaselineTables, build_fg_c, resolve_fg_c_lists
 from ndr_assets.transforms.schemas import (
     FG_B_IP_METADATA_SCHEMA,

@@ -8,8 +8,13 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from ndr_assets import checks
-from ndr_assets.datasets import delta_host_slices_uri, delta_peer_slices_uri, quarantine_uri, window_partitions
-from ndr_assets.datasets import with_window_partition_columns
+from ndr_assets.datasets import (
+    delta_host_slices_uri,
+    delta_peer_slices_uri,
+    quarantine_uri,
+    window_partitions,
+    with_window_partition_columns,
+)
 from ndr_assets.naming import DELTA
 from ndr_assets.publishing import PublishedDataset, publish_dataset
 from ndr_assets.traffic.accounting import READ_SKIP_REASONS, RecordAccounts, account_records, record_outcomes

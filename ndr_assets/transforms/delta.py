@@ -340,7 +340,7 @@ def _with_levels(finest: DataFrame) -> DataFrame:
     The segment and IP windows share one sort ((host, role, slice, segment, ip, port, bucket));
     all windows keep the (host, role, slice) partitioning, so none of them shuffles.
     """
-    seg_all, seg_rows = _level_window("peer_segment", order=["peer_ip", "peer_port", _BUCKET])
+    _seg_all, seg_rows = _level_window("peer_segment", order=["peer_ip", "peer_port", _BUCKET])
     ip_all, ip_rows = _level_window("peer_segment", "peer_ip", order=["peer_port", _BUCKET])
     port_all, port_rows = _level_window("peer_port", order=["peer_ip", _BUCKET])
     bucket_all = Window.partitionBy(*_SLICE_KEYS, _BUCKET)

@@ -58,7 +58,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ndr_assets.transforms.actions import is_unknown_action, normalized_action
-from ndr_assets.transforms.dq import REJECT_SCHEMA
 from ndr_assets.transforms.panos_csv import (
     MIN_TRAFFIC_FIELDS,
     PANOS_CSV_FIELDS,
@@ -339,7 +338,7 @@ def find_unreadable_file(spark: SparkSession, files: Sequence[str], file_format:
         reader = spark.read.parquet if file_format == "parquet" else spark.read.text
         try:
             reader(path).count()
-        except Exception:  # noqa: BLE001 - any failure marks this file as the unreadable one
+        except Exception:
             return path
     return None
 

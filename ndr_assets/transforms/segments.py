@@ -14,6 +14,7 @@ Addresses outside every block, IPv6 addresses and anything that is not an IPv4 a
 from __future__ import annotations
 
 import ipaddress
+import itertools
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -60,7 +61,7 @@ def segment_ranges(mapping: SegmentMapping) -> list[tuple[int, int, str]]:
     # blocks is constant, so the most specific of them decides the whole interval.
     bounds = sorted({start for start, _, _, _ in networks} | {end + 1 for _, end, _, _ in networks})
     ranges: list[tuple[int, int, str]] = []
-    for low, next_low in zip(bounds, bounds[1:]):
+    for low, next_low in itertools.pairwise(bounds):
         covering = [(prefix, segment) for start, end, prefix, segment in networks if start <= low <= end]
         if not covering:
             continue

@@ -9,6 +9,7 @@ decimals back into ``int`` (no fractional digits) or ``float``. Real DynamoDB no
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -99,15 +100,13 @@ class DynamoDBParameterStore(ParameterStore):
             self.routing_table_name: ([("org_key", "HASH")], ["org_key"]),
         }
         for name, (key_schema, attributes) in definitions.items():
-            try:
+            with contextlib.suppress(client.exceptions.ResourceInUseException):  # exists: creation is idempotent
                 client.create_table(
                     TableName=name,
                     KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in key_schema],
                     AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
                     BillingMode="PAY_PER_REQUEST",
                 )
-            except client.exceptions.ResourceInUseException:
-                pass  # already exists: creation is idempotent
             client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
     # ---- parameters table

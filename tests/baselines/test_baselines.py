@@ -41,8 +41,8 @@ def stats_rows(spark):
     h1, h2 = window_ends(5), window_ends(4, ts(27, 10, 8))
     return fg_a_frame(
         spark,
-        [(H1, WH, end, s, d) for end, s, d in zip(h1, [1, 2, 3, 4, 100], [0.0, 0.5, 0.5, 0.5, 1.0])]
-        + [(H2, WH, end, s, d) for end, s, d in zip(h2, [5, 5, 5, 9], [0.1, 0.2, 0.3, 0.4])]
+        [(H1, WH, end, s, d) for end, s, d in zip(h1, [1, 2, 3, 4, 100], [0.0, 0.5, 0.5, 0.5, 1.0], strict=False)]
+        + [(H2, WH, end, s, d) for end, s, d in zip(h2, [5, 5, 5, 9], [0.1, 0.2, 0.3, 0.4], strict=False)]
         + [
             (H1, NIGHT, ts(27, 2, 8), 7, 0.25),
             (H1, WH, ts(24, 10, 8), 1000, 1.0),  # window starts before 01-25 00:00: outside the 7-day horizon
@@ -136,9 +136,9 @@ def test_counters_and_ip_metadata_of_a_build(spark, stats_build):
 def capping_rows(spark):
     return fg_a_frame(
         spark,
-        [(H1, WH, end, v) for end, v in zip(window_ends(4), [1, 2, 3, 4])]
-        + [(H2, WH, end, v) for end, v in zip(window_ends(4), [5, 6, 7, 100])]
-        + [(H1, NIGHT, end, v) for end, v in zip(window_ends(2, ts(27, 2, 8)), [10, 20])],
+        [(H1, WH, end, v) for end, v in zip(window_ends(4), [1, 2, 3, 4], strict=False)]
+        + [(H2, WH, end, v) for end, v in zip(window_ends(4), [5, 6, 7, 100], strict=False)]
+        + [(H1, NIGHT, end, v) for end, v in zip(window_ends(2, ts(27, 2, 8)), [10, 20], strict=False)],
         [SESSIONS],
     )
 

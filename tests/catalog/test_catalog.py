@@ -23,6 +23,7 @@ from ndr_assets.catalog import (
     to_markdown,
     to_parquet,
 )
+from ndr_assets.datasets import delta_host_slices_uri, delta_peer_slices_uri
 from ndr_assets.transforms import baselines, fg_c
 from ndr_assets.transforms.fg_c import fg_c_output_schema
 from ndr_assets.transforms.schemas import (
@@ -39,7 +40,6 @@ from ndr_assets.transforms.schemas import (
     fg_b_segment_schema,
     machine_inventory_schema,
 )
-from ndr_assets.datasets import delta_host_slices_uri, delta_peer_slices_uri
 from ndr_resources.errors import SpecError
 from ndr_resources.lake import LocalLake
 from ndr_resources.specs import FG_C_TRANSFORMS, FgBBuilderSpec, FgCBuilderSpec

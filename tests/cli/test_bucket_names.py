@@ -43,7 +43,7 @@ def test_invalid_names_are_refused_with_the_rule(name, problem):
 
 
 def test_seed_provision_refuses_a_bucket_s3_would_refuse(scratch):
-    cwd, home = scratch
+    _cwd, home = scratch
     result = CliRunner().invoke(app, ["seed", "provision", "--project", "ndr-acme-finance", "--bucket", "b..ad",
                                       "--org1", "acme", "--org2", "finance"], env={"COLUMNS": "200"})
     assert result.exit_code == 2

@@ -62,7 +62,7 @@ def test_demo_resolves_ndr_home_and_checks_its_arguments_before_touching_it(scra
 
 
 def test_an_explicit_option_wins_over_ndr_home(scratch, tmp_path):
-    cwd, home = scratch
+    _cwd, home = scratch
     sqlite = tmp_path / "elsewhere" / "store.sqlite"
     result = invoke("seed", "provision", "--project", PROJECT, "--bucket", BUCKET, "--org1", "acme", "--org2", "finance",
                     "--sqlite-path", str(sqlite), "--lake-root", str(tmp_path / "elsewhere" / "lake"))

@@ -9,9 +9,9 @@ from ndr_resources.errors import NdrError
 
 
 def _outcome(**changes):
-    fields = dict(project="ndr-acme-finance", kind="traffic", first_partition="2026-01-04-23:53",
-                  last_partition="2026-01-05-23:38", partitions=96, seconds=1.0, materializations={},
-                  failed_checks=(), blocking_failed_checks=())
+    fields = {"project": "ndr-acme-finance", "kind": "traffic", "first_partition": "2026-01-04-23:53",
+                  "last_partition": "2026-01-05-23:38", "partitions": 96, "seconds": 1.0, "materializations": {},
+                  "failed_checks": (), "blocking_failed_checks": ()}
     return BackfillOutcome(**{**fields, **changes})
 
 

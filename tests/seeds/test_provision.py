@@ -39,7 +39,7 @@ PROJECT, BUCKET, VERSION, ORG1, ORG2, START = "ndr-acme-finance", "ndr-demo", "v
 ROOT = f"s3://{BUCKET}/projects/{PROJECT}/versions/{VERSION}"
 DATA = f"{ROOT}/data"
 INGEST = f"s3://{BUCKET}/paloalto/{ORG1}/{ORG2}/"
-ARGS = dict(project_name=PROJECT, bucket=BUCKET, feature_spec_version=VERSION, org1=ORG1, org2=ORG2, start_date=START)
+ARGS = {"project_name": PROJECT, "bucket": BUCKET, "feature_spec_version": VERSION, "org1": ORG1, "org2": ORG2, "start_date": START}
 DEFAULT_FIELD_MAPPING = {
     "source_ip": "src", "destination_ip": "dst", "source_port": "sport", "destination_port": "dport",
     "protocol": "proto", "action": "action", "source_bytes": "bytes_sent", "destination_bytes": "bytes_received",
@@ -320,7 +320,7 @@ def test_reprovisioning_is_idempotent(tmp_path):
         items = store.query_prefix(PROJECT, "")
         return [{k: v for k, v in i.items() if k != "updated_at"} for i in items], store.scan_routing()
 
-    first_items, first_routes = snapshot()
+    first_items, _first_routes = snapshot()
     provision(store, lake, **ARGS)
     second_items, second_routes = snapshot()
     assert second_items == first_items and len(second_items) == len(SEEDED_JOBS)

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from ndr_assets.transforms.windows import floor_to_window_start, mini_batch_landing_time
 from ndr_assets.transforms.actions import KNOWN_ACTIONS
+from ndr_assets.transforms.windows import floor_to_window_start, mini_batch_landing_time
 from ndr_jobs.synthetic.generate import ALTERNATE_SPELLINGS, generate_traffic
 from ndr_resources.lake import LocalLake
 from tests.synthetic.conftest import MONDAY_MIDNIGHT, SMALL_RUN, run_generator

@@ -46,7 +46,7 @@ def test_sessions_straddling_an_edge_count_where_they_arrived_and_lateness_is_co
     expected = spark.createDataFrame(
         [(mb, end, start) for (mb, _, end), start in zip(rows, [
             datetime(2026, 1, 5, 0, 23), datetime(2026, 1, 5, 0, 23), datetime(2026, 1, 5, 0, 23),
-            datetime(2026, 1, 5, 0, 8)])],
+            datetime(2026, 1, 5, 0, 8)], strict=False)],
         "mini_batch_id string, event_end timestamp, window_start timestamp",
     )
     assertDataFrameEqual(windows, expected)

@@ -118,12 +118,12 @@ def test_reject_keeps_the_whole_row_as_json(spark):
 
     # to_json leaves null fields out; timestamps in ISO form, UTC.
     expected_json = (
-        '{"source_ip":"10.10.0.1","destination_ip":"10.30.0.5","source_port":50000,"destination_port":443,'
-        '"protocol":"tcp","action":"allow","source_bytes":100,"destination_bytes":200,"packets":4,'
-        '"event_start":"2026-01-05T08:09:00.000Z","duration_s":30.0,"rule":"allow-all",'
-        '"source_zone":"trust","destination_zone":"trust","session_end_reason":"tcp-fin","log_type":"TRAFFIC",'
-        '"log_subtype":"end","mini_batch_id":"20260105T081000Z","source_file":"no-end"}'
-    ).encode()  # raw_record is binary: the JSON text's UTF-8 bytes
+        b'{"source_ip":"10.10.0.1","destination_ip":"10.30.0.5","source_port":50000,"destination_port":443,'
+        b'"protocol":"tcp","action":"allow","source_bytes":100,"destination_bytes":200,"packets":4,'
+        b'"event_start":"2026-01-05T08:09:00.000Z","duration_s":30.0,"rule":"allow-all",'
+        b'"source_zone":"trust","destination_zone":"trust","session_end_reason":"tcp-fin","log_type":"TRAFFIC",'
+        b'"log_subtype":"end","mini_batch_id":"20260105T081000Z","source_file":"no-end"}'
+    )  # raw_record is binary: the JSON text's UTF-8 bytes
     expected = spark.createDataFrame(
         [("missing_timestamp", expected_json, "no-end", "20260105T081000Z")], REJECT_SCHEMA
     )

@@ -397,9 +397,8 @@ def test_corrupt_gzip_raises_input_data_error_naming_the_file(spark, tmp_path):
 
     read = read_traffic(spark, [good, str(truncated)], PANOS)  # lazy: nothing fails yet
 
-    with pytest.raises(UnreadableFileError) as error:
-        with read.named_read_errors():
-            read.traffic.count()
+    with pytest.raises(UnreadableFileError) as error, read.named_read_errors():
+        read.traffic.count()
     assert error.value.location == str(truncated)
     assert error.value.cause == "Unexpected end of input stream"
     assert "cannot read the file (Unexpected end of input stream)" in error.value.problem

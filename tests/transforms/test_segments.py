@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from ndr_assets.transforms.segments import assign_segment, bucketed_ranges, segment_ranges
-from ndr_resources.specs import SegmentMapping
+from ndr_assets.transforms.delta import host_role_sessions
+from ndr_assets.transforms.segments import assign_segment, bucketed_ranges, in_segment_mapping, segment_ranges
+from ndr_resources.specs import DEFAULT_ROLES, SegmentMapping
+from tests.transforms.traffic_factory import session, traffic_frame
 
 # 10.0.0.0 = 10 * 2**24; 10.50.0.0 = 10 * 2**24 + 50 * 2**16; 10.255.255.255 = 11 * 2**24 - 1.
 TEN_0_0_0 = 167_772_160
@@ -102,3 +105,19 @@ def test_ranges_are_cut_into_slash16_pieces_for_the_join_key():
     ]
     # 10/8 covers 256 /16 blocks; 10.50/16 holds two pieces (domain_controllers /24, then corp).
     assert len(bucketed_ranges(segment_ranges(NESTED))) == 256 + 1
+
+
+def test_monitored_network_membership_agrees_with_the_hosts_delta_keeps(spark):
+    """``in_segment_mapping`` (a column expression, for counting) keeps exactly the hosts of
+    ``host_role_sessions`` (a join): inside a mapped segment, not IPv6 or malformed, and a block
+    mapped to the default segment's name is outside the monitored network."""
+    mapping = SegmentMapping.model_validate({
+        "segments": [*[s.model_dump() for s in NESTED.segments], {"segment_id": "external", "cidr": "10.99.0.0/16"}],
+        "default_segment": "external",
+    })
+    addresses = ["10.10.0.5", "10.50.0.1", "10.200.1.1", "10.99.0.1", "8.8.8.8", "2001:db8::1", "999.1.1.1"]
+    traffic = traffic_frame(spark, [session(source_ip=ip, destination_ip="8.8.4.4") for ip in addresses])
+    hosts = {r.host_ip for r in host_role_sessions(traffic, DEFAULT_ROLES[:1], mapping).select("host_ip").take(20)}
+    flags = traffic.select("source_ip", in_segment_mapping(F.col("source_ip"), mapping).alias("monitored")).take(20)
+    assert {r.source_ip for r in flags if r.monitored} == hosts == {"10.10.0.5", "10.50.0.1", "10.200.1.1"}
+    assert traffic.select(in_segment_mapping(F.col("source_ip"), None).alias("m")).where("m").count() == len(addresses)
