@@ -7,24 +7,33 @@ accounting metadata and the checks that compare the counts with what was written
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dagster as dg
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ndr_assets import checks
 from ndr_assets.datasets import window_partitions, with_window_partition_columns
 from ndr_assets.naming import group_name_for
 from ndr_assets.traffic.accounting import QUARANTINE_REASONS, READ_SKIP_REASONS, RecordAccounts, window_label
-from ndr_assets.traffic.raw_input import WindowTraffic, arrival_window_col
-from ndr_assets.transforms.dq import DqResult, to_quarantine
+from ndr_assets.traffic.raw_input import WindowTraffic, arrival_window_col, read_window_traffic, with_arrival_window
+from ndr_assets.transforms.dq import DqResult, apply_dq, to_quarantine
 from ndr_assets.transforms.schemas import enforce_schema
-from ndr_assets.transforms.sessions import SESSION_KEY_SCHEMA, flag_redelivered_sessions, session_keys
+from ndr_assets.transforms.sessions import (
+    REDELIVERED_COL,
+    SESSION_KEY_SCHEMA,
+    flag_redelivered_sessions,
+    session_keys,
+)
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, mini_batch_landing_time, window_starts
 from ndr_resources.lake import Lake, join_uri
 from ndr_resources.projects import ProjectConfig
+from ndr_resources.specs import DeltaDQ, DeltaInput
 
 # A session delivered again within the trailing day is skipped under this reason.
 REDELIVERED = "redelivered"
@@ -75,6 +84,51 @@ def publish_session_keys(lake: Lake, clean: DataFrame, keys_uri: str, partitions
     """Every delivery's identity per window, so later windows recognise a redelivery."""
     keys = enforce_schema(session_keys(clean), SESSION_KEY_SCHEMA, "session_keys")
     return lake.publish_partitions(with_window_partition_columns(keys, "window_start"), keys_uri, partitions)
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """The raw records of a window range on their way to an asset's transform.
+
+    ``flagged`` is every clean row (with ``window_start``) plus ``redelivered``; ``kept`` the rows the
+    transform counts (redeliveries dropped).
+    """
+
+    raw: WindowTraffic
+    dq: DqResult
+    clean: DataFrame
+    flagged: DataFrame
+    kept: DataFrame
+
+    def outcome_rule(self, rule: Column) -> Column:
+        """The outcome of a flagged row: ``redelivered``, else the asset's own ``rule`` (null: published)."""
+        return F.when(F.col(REDELIVERED_COL), F.lit(REDELIVERED)).otherwise(rule)
+
+
+@contextmanager
+def raw_deliveries(
+    context: dg.AssetExecutionContext, session, lake: Lake, *, project: ProjectConfig, spec_input: DeltaInput,
+    dq_rules: DeltaDQ, keys_uri: str, starts: list[datetime],
+) -> Iterator[Deliveries]:
+    """Read, DQ-split and redelivery-flag the raw mini-batches of the context's windows.
+
+    Inside the block the records and the flagged rows stay persisted (the accounting, the transform and
+    the quarantine all read them); they are released when it ends.
+    """
+    raw = read_window_traffic(session, lake, spec_input, starts[0], context.partition_time_window.end)
+    log_listing(context, project, raw, starts)
+    flagged = None
+    try:
+        with raw.read.named_read_errors():
+            dq = apply_dq(raw.read.traffic, dq_rules)
+            clean = with_arrival_window(dq.clean)
+            flagged = flag_redeliveries(session, lake, clean, keys_uri, project, starts)
+            kept = flagged.filter(~F.col(REDELIVERED_COL)).drop(REDELIVERED_COL)
+            yield Deliveries(raw=raw, dq=dq, clean=clean, flagged=flagged, kept=kept)
+    finally:
+        raw.unpersist()
+        if flagged is not None:
+            flagged.unpersist()
 
 
 # ---------------------------------------------------------------- listing, quarantine, accounting

@@ -21,20 +21,18 @@ from ndr_assets.traffic.accounting import READ_SKIP_REASONS, RecordAccounts, acc
 from ndr_assets.traffic.common import (
     REDELIVERED,
     accounting_metadata,
-    flag_redeliveries,
-    log_listing,
     partition_window_starts,
     publish_quarantine,
     publish_session_keys,
     quarantine_mismatches,
+    raw_deliveries,
     rejection_check,
     session_keys_uri,
     sessions_counted,
     window_asset_settings,
 )
-from ndr_assets.traffic.raw_input import WindowTraffic, lateness_counts, read_window_traffic, with_arrival_window
+from ndr_assets.traffic.raw_input import WindowTraffic, lateness_counts
 from ndr_assets.transforms.delta import build_delta
-from ndr_assets.transforms.dq import apply_dq
 from ndr_assets.transforms.port_sets import PortSets
 from ndr_assets.transforms.segments import in_segment_mapping
 from ndr_assets.transforms.sessions import REDELIVERED_COL
@@ -118,57 +116,46 @@ def build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: lis
         keys_uri = session_keys_uri(spec.output.s3_prefix)
         quarantine = quarantine_uri(spec.dq.quarantine_s3_prefix, spec.output.s3_prefix)
         mapping = spec.enrichment.segment_mapping
-        raw = read_window_traffic(session, lake, spec.input, starts[0], context.partition_time_window.end)
-        log_listing(context, project, raw, starts)
-        flagged = None
-        try:
-            with raw.read.named_read_errors():
-                dq = apply_dq(raw.read.traffic, spec.dq)
-                clean = with_arrival_window(dq.clean)
-                flagged = flag_redeliveries(session, lake, clean, keys_uri, project, starts)
-                kept = flagged.filter(~F.col(REDELIVERED_COL)).drop(REDELIVERED_COL)
-                monitored = [in_segment_mapping(F.col(role.host_ip), mapping) for role in spec.roles]
-                rule = F.when(F.col(REDELIVERED_COL), F.lit(REDELIVERED)).when(
-                    ~reduce(Column.__or__, monitored), F.lit(NO_MONITORED_HOST)
-                )
-                role_rows = F.when(~F.col(REDELIVERED_COL), reduce(Column.__add__, [m.cast("long") for m in monitored]))
-                outcomes = record_outcomes(raw.records, dq, flagged, rule, {ROLE_ROWS: F.coalesce(role_rows, F.lit(0))})
-                accounts = account_records(outcomes, starts, (*READ_SKIP_REASONS, REDELIVERED, NO_MONITORED_HOST))
-                lateness = lateness_counts(kept)
-                try:
-                    frames = build_delta(kept, spec, port_sets)
-                except ValueError as exc:  # an operator the builder does not know
-                    raise SpecError(spec.project_name, item, "operators", str(exc)) from None
-                slice_partitions = lambda df: with_window_partition_columns(df, "slice_start")  # noqa: E731
-                host = publish_dataset(
-                    frames.host_slices, dataset="delta_host_slices", lake=lake, location=host_uri,
-                    partitions=partitions, keys=DELTA_KEYS, with_partition_columns=slice_partitions,
-                    preview_columns=["host_ip", "role", "slice_start", "sessions_cnt", "bytes_src_sum",
-                                     "peer_ip_nunique"],
-                    measure=sessions_counted,
-                )
-                peer = publish_dataset(
-                    frames.peer_slices, dataset="delta_peer_slices", lake=lake, location=peer_uri,
-                    partitions=partitions, keys=DELTA_PEER_KEYS, with_partition_columns=slice_partitions,
-                    preview_columns=["host_ip", "role", "slice_start", "peer_ip", "peer_port", "sessions_cnt"],
-                )
-                publish_session_keys(lake, clean, keys_uri, partitions)
-                quarantined = publish_quarantine(session, lake, raw, dq, quarantine, partitions)
-                metadata = accounting_metadata(accounts, raw, {
-                    "rows_out": host.rows_out,
-                    "peer_slice_rows": peer.rows_out,
-                    "late_sessions": lateness["late_sessions"],
-                    "early_sessions": lateness["early_sessions"],
-                    "host_slices_location": dg.MetadataValue.path(host_uri),
-                    "peer_slices_location": dg.MetadataValue.path(peer_uri),
-                    "quarantine_location": dg.MetadataValue.path(quarantine),
-                    "input_location": dg.MetadataValue.path(spec.input.s3_prefix),
-                    "preview": dg.MetadataValue.md(host.preview),
-                })
-        finally:
-            raw.unpersist()
-            if flagged is not None:
-                flagged.unpersist()
+        with raw_deliveries(context, session, lake, project=project, spec_input=spec.input, dq_rules=spec.dq,
+                            keys_uri=keys_uri, starts=starts) as deliveries:
+            raw, kept = deliveries.raw, deliveries.kept
+            monitored = [in_segment_mapping(F.col(role.host_ip), mapping) for role in spec.roles]
+            rule = deliveries.outcome_rule(F.when(~reduce(Column.__or__, monitored), F.lit(NO_MONITORED_HOST)))
+            role_rows = F.when(~F.col(REDELIVERED_COL), reduce(Column.__add__, [m.cast("long") for m in monitored]))
+            outcomes = record_outcomes(raw.records, deliveries.dq, deliveries.flagged, rule,
+                                       {ROLE_ROWS: F.coalesce(role_rows, F.lit(0))})
+            accounts = account_records(outcomes, starts, (*READ_SKIP_REASONS, REDELIVERED, NO_MONITORED_HOST))
+            lateness = lateness_counts(kept)
+            try:
+                frames = build_delta(kept, spec, port_sets)
+            except ValueError as exc:  # an operator the builder does not know
+                raise SpecError(spec.project_name, item, "operators", str(exc)) from None
+            slice_partitions = lambda df: with_window_partition_columns(df, "slice_start")  # noqa: E731
+            host = publish_dataset(
+                frames.host_slices, dataset="delta_host_slices", lake=lake, location=host_uri,
+                partitions=partitions, keys=DELTA_KEYS, with_partition_columns=slice_partitions,
+                preview_columns=["host_ip", "role", "slice_start", "sessions_cnt", "bytes_src_sum",
+                                 "peer_ip_nunique"],
+                measure=sessions_counted,
+            )
+            peer = publish_dataset(
+                frames.peer_slices, dataset="delta_peer_slices", lake=lake, location=peer_uri,
+                partitions=partitions, keys=DELTA_PEER_KEYS, with_partition_columns=slice_partitions,
+                preview_columns=["host_ip", "role", "slice_start", "peer_ip", "peer_port", "sessions_cnt"],
+            )
+            publish_session_keys(lake, deliveries.clean, keys_uri, partitions)
+            quarantined = publish_quarantine(session, lake, raw, deliveries.dq, quarantine, partitions)
+            metadata = accounting_metadata(accounts, raw, {
+                "rows_out": host.rows_out,
+                "peer_slice_rows": peer.rows_out,
+                "late_sessions": lateness["late_sessions"],
+                "early_sessions": lateness["early_sessions"],
+                "host_slices_location": dg.MetadataValue.path(host_uri),
+                "peer_slices_location": dg.MetadataValue.path(peer_uri),
+                "quarantine_location": dg.MetadataValue.path(quarantine),
+                "input_location": dg.MetadataValue.path(spec.input.s3_prefix),
+                "preview": dg.MetadataValue.md(host.preview),
+            })
         totals = accounts.totals()
         context.log.info(
             f"{project.project_name}: {totals['records_in']} records read, {totals['records_published']} sessions "

@@ -13,21 +13,17 @@ from ndr_assets.traffic.accounting import READ_SKIP_REASONS, account_records, re
 from ndr_assets.traffic.common import (
     REDELIVERED,
     accounting_metadata,
-    flag_redeliveries,
-    log_listing,
     partition_window_starts,
     publish_quarantine,
     publish_session_keys,
     quarantine_mismatches,
+    raw_deliveries,
     rejection_check,
     session_keys_uri,
     sessions_counted,
     window_asset_settings,
 )
-from ndr_assets.traffic.raw_input import read_window_traffic, with_arrival_window
-from ndr_assets.transforms.dq import apply_dq
 from ndr_assets.transforms.pair_counts import filter_rules, pair_counts_frame
-from ndr_assets.transforms.sessions import REDELIVERED_COL
 from ndr_resources.lake import Lake
 from ndr_resources.parameter_store.base import ParameterStore, versioned_job_key
 from ndr_resources.projects import ProjectConfig
@@ -72,39 +68,29 @@ def build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_prefi
         quarantine = quarantine_uri(None, output)
         keys_uri = session_keys_uri(output)
         rules = filter_rules(spec.filters)
-        raw = read_window_traffic(session, lake, spec.traffic_input, starts[0], context.partition_time_window.end)
-        log_listing(context, project, raw, starts)
-        flagged = None
-        try:
-            with raw.read.named_read_errors():
-                dq = apply_dq(raw.read.traffic, PAIR_COUNTS_DQ)
-                clean = with_arrival_window(dq.clean)
-                flagged = flag_redeliveries(session, lake, clean, keys_uri, project, starts)
-                kept = flagged.filter(~F.col(REDELIVERED_COL)).drop(REDELIVERED_COL)
-                rule = F.when(F.col(REDELIVERED_COL), F.lit(REDELIVERED)).otherwise(_first_failing_filter(rules))
-                outcomes = record_outcomes(raw.records, dq, flagged, rule)
-                accounts = account_records(
-                    outcomes, starts, (*READ_SKIP_REASONS, REDELIVERED, *[name for name, _ in rules])
-                )
-                pairs = publish_dataset(
-                    pair_counts_frame(kept, spec.filters), dataset="pair_counts", lake=lake, location=output,
-                    partitions=partitions, keys=PAIR_COUNT_KEYS,
-                    with_partition_columns=lambda df: with_partitions_of_window_end(df, "event_ts"),
-                    preview_columns=["src_ip", "dst_ip", "dst_port", "event_ts", "sessions_cnt"],
-                    measure=sessions_counted,
-                )
-                publish_session_keys(lake, clean, keys_uri, partitions)
-                quarantined = publish_quarantine(session, lake, raw, dq, quarantine, partitions)
-                metadata = accounting_metadata(accounts, raw, {
-                    "rows_out": pairs.rows_out,
-                    "location": dg.MetadataValue.path(output),
-                    "quarantine_location": dg.MetadataValue.path(quarantine),
-                    "preview": dg.MetadataValue.md(pairs.preview),
-                })
-        finally:
-            raw.unpersist()
-            if flagged is not None:
-                flagged.unpersist()
+        with raw_deliveries(context, session, lake, project=project, spec_input=spec.traffic_input,
+                            dq_rules=PAIR_COUNTS_DQ, keys_uri=keys_uri, starts=starts) as deliveries:
+            raw, kept = deliveries.raw, deliveries.kept
+            rule = deliveries.outcome_rule(_first_failing_filter(rules))
+            outcomes = record_outcomes(raw.records, deliveries.dq, deliveries.flagged, rule)
+            accounts = account_records(
+                outcomes, starts, (*READ_SKIP_REASONS, REDELIVERED, *[name for name, _ in rules])
+            )
+            pairs = publish_dataset(
+                pair_counts_frame(kept, spec.filters), dataset="pair_counts", lake=lake, location=output,
+                partitions=partitions, keys=PAIR_COUNT_KEYS,
+                with_partition_columns=lambda df: with_partitions_of_window_end(df, "event_ts"),
+                preview_columns=["src_ip", "dst_ip", "dst_port", "event_ts", "sessions_cnt"],
+                measure=sessions_counted,
+            )
+            publish_session_keys(lake, deliveries.clean, keys_uri, partitions)
+            quarantined = publish_quarantine(session, lake, raw, deliveries.dq, quarantine, partitions)
+            metadata = accounting_metadata(accounts, raw, {
+                "rows_out": pairs.rows_out,
+                "location": dg.MetadataValue.path(output),
+                "quarantine_location": dg.MetadataValue.path(quarantine),
+                "preview": dg.MetadataValue.md(pairs.preview),
+            })
         totals = accounts.totals()
         problems = quarantine_mismatches(accounts, raw, quarantined)
         if pairs.measured != totals["records_published"]:
