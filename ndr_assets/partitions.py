@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
+from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, window_starts
 
 # Windows end at minutes 08/23/38/53 (spec 001 `WindowCronExpression` "8-59/15 * * * ? *", in Dagster's
 # five-field cron); a partition is named by its window start.
@@ -25,6 +25,13 @@ def fifteen_minute_partitions(project_start: datetime) -> dg.TimeWindowPartition
         fmt=FIFTEEN_MINUTE_KEY_FORMAT,
         timezone="UTC",
     )
+
+
+def trailing_day_before(first_window: datetime, project_start: datetime) -> list[datetime]:
+    """Starts of the windows of the trailing 24 h before ``first_window`` (the 95 before it), from the
+    project's first window on: what a window's 24-hour features and redelivery rule look back on."""
+    earliest = floor_to_window_start(first_window - timedelta(minutes=SLICE_MINUTES * TRAILING_24H_PARTITIONS))
+    return window_starts(max(floor_to_window_start(project_start), earliest), first_window)
 
 
 def trailing_24h_mapping() -> dg.TimeWindowPartitionMapping:

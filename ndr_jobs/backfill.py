@@ -19,7 +19,7 @@ import dagster as dg
 
 from ndr_assets.datasets import delta_host_slices_uri
 from ndr_assets.naming import baselines_job_name, correlation_job_name, traffic_job_name
-from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, TRAILING_24H_PARTITIONS
+from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, trailing_day_before
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, partition_values, window_starts
 from ndr_resources.environments import HOME_ENV, LocalPaths, current_environment, resources_for
 from ndr_resources.errors import NdrError
@@ -286,8 +286,7 @@ def _traffic_needs(store, project: ProjectConfig, selected: set[str], first: dat
     if "fg_a" not in selected:
         return []
     spec = store.load_typed_spec(FgABuilderSpec, project.project_name, "fg_a_builder", project.feature_spec_version)
-    trailing_first = max(project_first, first - timedelta(minutes=SLICE_MINUTES * TRAILING_24H_PARTITIONS))
-    windows = _windows(trailing_first, first - timedelta(minutes=SLICE_MINUTES))
+    windows = tuple(trailing_day_before(first, project_first))
     if "delta" not in selected:
         windows += _windows(first, last)
     # A window's delta and pair counts come from the same mini-batches, and FG-B needs both.

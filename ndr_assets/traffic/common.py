@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 from pyspark import StorageLevel
@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from ndr_assets import checks
 from ndr_assets.datasets import window_partitions, with_window_partition_columns
 from ndr_assets.naming import group_name_for
+from ndr_assets.partitions import trailing_day_before
 from ndr_assets.traffic.accounting import QUARANTINE_REASONS, READ_SKIP_REASONS, RecordAccounts, window_label
 from ndr_assets.traffic.raw_input import WindowTraffic, arrival_window_col, read_window_traffic, with_arrival_window
 from ndr_assets.transforms.dq import DqResult, apply_dq, to_quarantine
@@ -30,14 +31,13 @@ from ndr_assets.transforms.sessions import (
     flag_redelivered_sessions,
     session_keys,
 )
-from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, mini_batch_landing_time, window_starts
+from ndr_assets.transforms.windows import floor_to_window_start, mini_batch_landing_time, window_starts
 from ndr_resources.lake import Lake, join_uri
 from ndr_resources.projects import ProjectConfig
 from ndr_resources.specs import DeltaDQ, DeltaInput
 
 # A session delivered again within the trailing day is skipped under this reason.
 REDELIVERED = "redelivered"
-_TRAILING_DAY_WINDOWS = 1440 // SLICE_MINUTES - 1
 
 
 def window_asset_settings(key: dg.AssetKey, project: ProjectConfig, partitions_def, check_specs) -> dict:
@@ -74,9 +74,8 @@ def flag_redeliveries(
 ) -> DataFrame:
     """``clean`` (with ``window_start``) plus ``redelivered``, against the range and the published keys of
     the trailing day before it; persisted, since the accounting and the transform both read it."""
-    first = max(floor_to_window_start(project.start), starts[0] - timedelta(minutes=SLICE_MINUTES * _TRAILING_DAY_WINDOWS))
-    earlier, _ = lake.read_partitions(session, keys_uri, window_partitions(window_starts(first, starts[0])),
-                                      SESSION_KEY_SCHEMA)
+    trailing_day = window_partitions(trailing_day_before(starts[0], project.start))
+    earlier, _ = lake.read_partitions(session, keys_uri, trailing_day, SESSION_KEY_SCHEMA)
     return flag_redelivered_sessions(clean, earlier).persist(StorageLevel.MEMORY_AND_DISK)
 
 

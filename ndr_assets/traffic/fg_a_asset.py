@@ -14,12 +14,12 @@ from ndr_assets.datasets import (
     with_partitions_of_window_end,
 )
 from ndr_assets.naming import FG_A
-from ndr_assets.partitions import trailing_24h_mapping
+from ndr_assets.partitions import trailing_24h_mapping, trailing_day_before
 from ndr_assets.publishing import publish_dataset
 from ndr_assets.traffic.common import partition_window_starts, window_asset_settings
 from ndr_assets.transforms.fg_a import build_fg_a
 from ndr_assets.transforms.schemas import DELTA_HOST_SLICE_SCHEMA, DELTA_PEER_SLICE_SCHEMA, fg_a_schema
-from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, window_starts
+from ndr_assets.transforms.windows import floor_to_window_start, window_starts
 from ndr_resources.lake import Lake
 from ndr_resources.parameter_store.base import ParameterStore
 from ndr_resources.projects import ProjectConfig
@@ -30,9 +30,8 @@ FG_A_KEYS = ["host_ip", "window_label", "window_end_ts"]
 
 
 def _trailing_partitions(project: ProjectConfig, starts: list[datetime]):
-    project_start = floor_to_window_start(project.start)
-    trailing_start = max(project_start, starts[0] - timedelta(minutes=1440 - SLICE_MINUTES))
-    return window_partitions(window_starts(trailing_start, starts[-1] + timedelta(minutes=SLICE_MINUTES)))
+    """The delta windows FG-A reads: the trailing day before the range, and the range."""
+    return window_partitions([*trailing_day_before(starts[0], project.start), *starts])
 
 
 def build_fg_a_asset(
