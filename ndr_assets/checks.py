@@ -1,4 +1,5 @@
-"""Asset checks of the 15-minute traffic assets, declared with each asset and computed in its body.
+"""Asset checks shared by the window assets (delta, pair counts, FG-A, FG-C), declared with each
+asset and computed in its body; FG-B reuses the schema comparison.
 
 The values are computed on the frames being published (one aggregation each), so a check never
 re-reads a dataset; blocking checks stop downstream assets in the same run when bad data must

@@ -21,7 +21,13 @@ from ndr_assets import checks
 from ndr_assets.datasets import window_partitions, with_window_partition_columns
 from ndr_assets.naming import group_name_for
 from ndr_assets.partitions import trailing_day_before
-from ndr_assets.traffic.accounting import QUARANTINE_REASONS, READ_SKIP_REASONS, RecordAccounts, window_label
+from ndr_assets.traffic.accounting import (
+    QUARANTINE_REASONS,
+    READ_SKIP_REASONS,
+    UNDECLARED,
+    RecordAccounts,
+    window_label,
+)
 from ndr_assets.traffic.raw_input import WindowTraffic, arrival_window_col, read_window_traffic, with_arrival_window
 from ndr_assets.transforms.dq import DqResult, apply_dq, to_quarantine
 from ndr_assets.transforms.schemas import enforce_schema
@@ -168,12 +174,16 @@ def publish_quarantine(session, lake: Lake, raw: WindowTraffic, dq: DqResult, lo
 
 
 def quarantine_mismatches(accounts: RecordAccounts, raw: WindowTraffic, written: dict[str, int]) -> list[str]:
-    """Windows whose quarantine partition does not hold exactly the records counted as quarantined."""
+    """Windows whose quarantine partition does not hold exactly the records counted as quarantined
+    (and records whose outcome nobody declared)."""
     unreadable: dict[str, int] = {}
     for bad in raw.unreadable:
         label = _window_of_batch(bad.mini_batch_id)
         unreadable[label] = unreadable.get(label, 0) + 1
     mismatches = []
+    undeclared = accounts.totals().get(UNDECLARED, 0)
+    if undeclared:  # a rule produced an outcome that no one declared: a bug, never a silent loss
+        mismatches.append(f"{undeclared} record(s) with an undeclared outcome")
     for label, rows in written.items():
         expected = accounts.window(label)["records_quarantined"] + unreadable.get(label, 0)
         if rows != expected:
