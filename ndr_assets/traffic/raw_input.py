@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ndr_assets.transforms.dq import REJECT_SCHEMA
-from ndr_assets.transforms.readers import TRAFFIC_FILE_SUFFIXES, TrafficRead, read_traffic
+from ndr_assets.transforms.readers import TrafficRead, read_traffic, traffic_file_problem
 from ndr_assets.transforms.windows import (
     MINI_BATCH_TIME_FORMAT,
     floor_to_window_start,
@@ -76,12 +76,7 @@ def _object_problem(lake: Lake, uri: str, batch_uri: str, file_format: str) -> s
         return f"unsafe key: {exc.problem}"
     if "/" in relative:
         return "nested below the mini-batch folder (a mini-batch holds its files directly)"
-    if name.startswith("."):
-        return "hidden file (name starts with '.')"
-    suffixes = TRAFFIC_FILE_SUFFIXES[file_format]
-    if not name.lower().endswith(suffixes):
-        return f"not a {file_format} file (input.format is {file_format}: names end with {', '.join(suffixes)})"
-    return None
+    return traffic_file_problem(name, file_format)
 
 
 def list_mini_batches(

@@ -261,15 +261,21 @@ def resolve_sources(
     return sources
 
 
+def traffic_file_problem(name: str, file_format: str) -> str | None:
+    """Why a mini-batch object named ``name`` is not a data file of ``file_format`` (None when it is)."""
+    if name.startswith("."):
+        return "hidden file (name starts with '.')"
+    if name.startswith("_"):
+        return "marker or temporary file (name starts with '_')"
+    suffixes = TRAFFIC_FILE_SUFFIXES[file_format]
+    if not name.lower().endswith(suffixes):
+        return f"not a {file_format} file (input.format is {file_format}: names end with {', '.join(suffixes)})"
+    return None
+
+
 def select_traffic_files(uris: Sequence[str], file_format: str) -> list[str]:
     """The data files among a mini-batch folder's objects (markers, checksums and hidden files dropped)."""
-    suffixes = TRAFFIC_FILE_SUFFIXES[file_format]
-    out = []
-    for uri in uris:
-        name = uri.rstrip("/").rsplit("/", 1)[-1]
-        if not name.startswith(("_", ".")) and name.lower().endswith(suffixes):
-            out.append(uri)
-    return out
+    return [uri for uri in uris if traffic_file_problem(uri.rstrip("/").rsplit("/", 1)[-1], file_format) is None]
 
 
 def parse_timestamp(text: Column, time_zone: str = "UTC") -> Column:
