@@ -18,6 +18,9 @@ PAIR_COUNTS = "pair_counts"
 FG_A = "fg_a"
 FG_C = "fg_c"
 MACHINE_INVENTORY = "machine_inventory"
+IF_MODEL = "if_model"
+PREDICTIONS = "predictions"
+PREDICTION_FEATURE_JOIN = "prediction_feature_join"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ assert set(FG_B_ASSETS.values()) == {table.asset for table in FG_B_TABLES.values
 
 TRAFFIC_ASSETS = (DELTA, PAIR_COUNTS, FG_A)
 CORRELATION_ASSETS = (FG_C,)
+SCORING_ASSETS = (PREDICTIONS, PREDICTION_FEATURE_JOIN)
+MODEL_ASSETS = (IF_MODEL,)
 BASELINE_ASSETS = (MACHINE_INVENTORY, *FG_B_ASSETS.values())
 
 

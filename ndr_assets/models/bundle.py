@@ -3,7 +3,8 @@
 A bundle is a ``dict`` saved with joblib as ``model.joblib`` inside ``model.tar.gz`` (with
 ``code/inference.py`` = :mod:`ndr_assets.models.serving`), holding only sklearn objects, numpy
 arrays and python values, so the SageMaker scikit-learn serving container loads it with nothing of
-ours installed. No pyspark or dagster import here: serving imports this module.
+ours installed. The names are defined in ``serving`` (which must stay self-contained) and
+re-exported here for the rest of the package.
 
 Bundle keys::
 
@@ -20,28 +21,33 @@ Bundle keys::
     score_threshold   float, prediction_label = 1 where prediction_score >= it
     trained_on        {"first_window_end", "last_window_end", "rows", "sampled_rows", "sampling"}
 
-Scores: ``prediction_score = -model.score_samples(X)`` (in (0, 1], higher is more anomalous).
+Scores: ``prediction_score = -model.score_samples(preprocess(X))`` (in (0, 1], higher is more
+anomalous).
 """
 
 from __future__ import annotations
 
-BUNDLE_FORMAT = "ndr-isolation-forest/1"
-MODEL_FILE = "model.joblib"
-MODEL_ARCHIVE = "model.tar.gz"
-SERVING_ENTRY = "code/inference.py"
+from ndr_assets.models.serving import (
+    BUNDLE_FORMAT,
+    LABEL,
+    MODEL_ARCHIVE,
+    MODEL_FILE,
+    MODEL_NAME,
+    MODEL_VERSION,
+    PREPROCESSING_KEYS,
+    RECORD_ID,
+    SCORE,
+    SERVING_ENTRY,
+    TOP_FEATURES,
+    preprocess,
+)
 
-# Record fields of a payload besides the features.
-RECORD_ID = "record_id"
-
-# Fields of one scored record as serving returns it (JSON objects / CSV columns).
-SCORE = "prediction_score"
-LABEL = "prediction_label"
-TOP_FEATURES = "top_features"  # list of {"feature", "value", "baseline", "contribution"}, most contributing first
-MODEL_VERSION = "model_version"
-MODEL_NAME = "model_name"
-
-PREPROCESSING_KEYS = ("eps", "scaling_method", "outlier_method", "z_max", "center", "scale")
 BUNDLE_KEYS = (
     "format", "model_name", "model_version", "month", "features", "preprocessing", "baseline", "model",
     "score_threshold", "trained_on",
 )
+
+__all__ = [
+    "BUNDLE_FORMAT", "BUNDLE_KEYS", "LABEL", "MODEL_ARCHIVE", "MODEL_FILE", "MODEL_NAME", "MODEL_VERSION",
+    "PREPROCESSING_KEYS", "RECORD_ID", "SCORE", "SERVING_ENTRY", "TOP_FEATURES", "preprocess",
+]
