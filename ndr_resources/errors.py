@@ -46,3 +46,14 @@ class UnreadableFileError(InputDataError):
     def __init__(self, location: str, cause: str):
         self.cause = cause
         super().__init__(location, f"cannot read the file ({cause}): truncated or corrupt? re-deliver or remove it")
+
+
+class ConcurrentUpdateError(SpecError):
+    """A conditional write found the item changed since it was read: nothing was written."""
+
+    def __init__(self, project: str, item: str, expected: dict):
+        super().__init__(
+            project, item, ", ".join(sorted(expected)) or "item",
+            f"the item was changed by someone else since it was read (expected {expected}); nothing was written, "
+            "re-run to apply the update to the current item",
+        )

@@ -11,9 +11,11 @@ fallback, typed parsing) lives here, once.
 
 from __future__ import annotations
 
+import copy
 import os
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -28,6 +30,9 @@ DEFAULT_PARAMETERS_TABLE = "ml_projects_parameters"
 DEFAULT_ROUTING_TABLE = "ml_projects_routing"
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
+# What a conditional update compares: a token every conditional write renews, and the edit time every
+# writer (provisioning included) sets.
+REVISION_ATTRIBUTES = ("revision", "updated_at")
 
 
 def resolve_parameters_table_name(environ: Mapping[str, str] | None = None) -> str:
@@ -72,6 +77,11 @@ class ParameterStore(dg.ConfigurableResource, ABC):
     @abstractmethod
     def put_item(self, item: dict[str, Any]) -> None:
         """Atomically create or replace one item (single-item write)."""
+
+    @abstractmethod
+    def put_item_if(self, item: dict[str, Any], expected: Mapping[str, str | None]) -> None:
+        """Atomically replace one item only if the stored item's attributes equal ``expected``
+        (``None``: the attribute is absent, or there is no item); else :class:`ConcurrentUpdateError`."""
 
     @abstractmethod
     def query_prefix(self, project_name: str, job_name_prefix: str) -> list[dict[str, Any]]:
@@ -132,6 +142,28 @@ class ParameterStore(dg.ConfigurableResource, ABC):
         if payload is None:
             raise SpecError(project_name, item["job_name"], "spec", "item has neither 'spec' nor 'parameters'")
         return parse_spec(ProjectParameters, payload, project=project_name, item=item["job_name"])
+
+    def update_spec(
+        self, project_name: str, job_name: str, feature_spec_version: str, change: Callable[[dict[str, Any]], dict[str, Any]],
+        *, updated_at: str,
+    ) -> dict[str, Any]:
+        """Read ``job#version``, apply ``change`` to a copy of its spec, write it back conditionally.
+
+        The write succeeds only if neither ``revision`` nor ``updated_at`` changed since the read, so a
+        concurrent edit (another run, provisioning, a person) fails with :class:`ConcurrentUpdateError`
+        and nothing is half-written (one conditional single-item write). Returns the written item.
+        """
+        key = versioned_job_key(job_name, feature_spec_version)
+        current = self.get_item(project_name, key)
+        if current is None:
+            raise SpecError(project_name, key, "job_name", "item not found in the parameters table")
+        expected = {attr: current.get(attr) for attr in REVISION_ATTRIBUTES}
+        updated = {
+            **current, "spec": change(copy.deepcopy(current.get("spec") or {})),
+            "revision": uuid.uuid4().hex, "updated_at": updated_at,
+        }
+        self.put_item_if(updated, expected)
+        return updated
 
     def list_versions(self, project_name: str, job_name: str) -> list[str]:
         """Feature-spec versions stored for one job (``begins_with(job_name, "<job>#")``)."""

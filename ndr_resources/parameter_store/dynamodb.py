@@ -10,12 +10,13 @@ decimals back into ``int`` (no fractional digits) or ``float``. Real DynamoDB no
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from pydantic import PrivateAttr
 
-from ndr_resources.errors import SpecError
+from ndr_resources.errors import ConcurrentUpdateError, SpecError
 from ndr_resources.parameter_store.base import (
     DEFAULT_ROUTING_TABLE,
     ParameterStore,
@@ -127,6 +128,28 @@ class DynamoDBParameterStore(ParameterStore):
         require_key_attributes(item, ("project_name", "job_name"))
         table = self._table(self.parameters_table_name)
         self._call(item["project_name"], item["job_name"], table.put_item, Item=to_dynamodb(item))
+
+    def put_item_if(self, item: dict[str, Any], expected: Mapping[str, str | None]) -> None:
+        require_key_attributes(item, ("project_name", "job_name"))
+        table = self._table(self.parameters_table_name)
+        conditions, names, values = [], {}, {}
+        for i, (attr, value) in enumerate(sorted(expected.items())):
+            names[f"#a{i}"] = attr
+            if value is None:
+                conditions.append(f"attribute_not_exists(#a{i})")
+            else:
+                values[f":v{i}"] = value
+                conditions.append(f"#a{i} = :v{i}")
+        kwargs: dict[str, Any] = {"Item": to_dynamodb(item)}
+        if conditions:
+            kwargs.update(ConditionExpression=" AND ".join(conditions), ExpressionAttributeNames=names)
+            if values:
+                kwargs["ExpressionAttributeValues"] = values
+        failed = self._resource().meta.client.exceptions.ConditionalCheckFailedException
+        try:
+            self._call(item["project_name"], item["job_name"], table.put_item, **kwargs)
+        except failed:
+            raise ConcurrentUpdateError(item["project_name"], item["job_name"], dict(expected)) from None
 
     def query_prefix(self, project_name: str, job_name_prefix: str) -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key

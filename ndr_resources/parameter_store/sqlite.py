@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ndr_resources.errors import ConcurrentUpdateError
 from ndr_resources.parameter_store.base import (
     DEFAULT_PARAMETERS_TABLE,
     DEFAULT_ROUTING_TABLE,
@@ -69,6 +70,24 @@ class SqliteParameterStore(ParameterStore):
         require_key_attributes(item, ("project_name", "job_name"))
         payload = _dump(item)
         with self._connect() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO {DEFAULT_PARAMETERS_TABLE} (project_name, job_name, item) VALUES (?, ?, ?)",
+                (item["project_name"], item["job_name"], payload),
+            )
+
+    def put_item_if(self, item: dict[str, Any], expected: Mapping[str, str | None]) -> None:
+        require_key_attributes(item, ("project_name", "job_name"))
+        payload = _dump(item)
+        with self._connect() as conn:
+            # BEGIN IMMEDIATE takes the write lock before the read, so compare-and-write is atomic.
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                f"SELECT item FROM {DEFAULT_PARAMETERS_TABLE} WHERE project_name = ? AND job_name = ?",
+                (item["project_name"], item["job_name"]),
+            ).fetchone()
+            stored = json.loads(row[0]) if row else {}
+            if any(stored.get(attr) != value for attr, value in expected.items()):
+                raise ConcurrentUpdateError(item["project_name"], item["job_name"], dict(expected))
             conn.execute(
                 f"INSERT OR REPLACE INTO {DEFAULT_PARAMETERS_TABLE} (project_name, job_name, item) VALUES (?, ?, ?)",
                 (item["project_name"], item["job_name"], payload),

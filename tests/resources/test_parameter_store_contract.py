@@ -256,3 +256,42 @@ def test_dynamodb_missing_table_says_what_to_run(moto_endpoint):
     with pytest.raises(SpecError) as err:
         store.load_job_spec(PROJECT, "delta_builder", "v1")
     assert err.value.key == "table" and "ndr seed provision" in str(err.value)
+
+
+def test_update_spec_writes_the_change_and_a_new_revision(store):
+    store.put_item(_item("inference_predictions#v1", {"model": {"endpoint_name": "e"}}, updated_at="2026-01-01T00:00:00Z"))
+    written = store.update_spec(
+        PROJECT, "inference_predictions", "v1",
+        lambda spec: {**spec, "model": {**spec["model"], "model_version": "7"}}, updated_at="2026-06-01T00:00:00Z",
+    )
+    got = store.get_item(PROJECT, "inference_predictions#v1")
+    assert got == written
+    assert got["spec"] == {"model": {"endpoint_name": "e", "model_version": "7"}}
+    assert got["updated_at"] == "2026-06-01T00:00:00Z"
+    again = store.update_spec(PROJECT, "inference_predictions", "v1", lambda spec: spec, updated_at="2026-06-02T00:00:00Z")
+    assert again["revision"] != written["revision"]
+
+
+def test_conditional_write_fails_on_a_concurrent_edit_and_writes_nothing(store):
+    from ndr_resources.errors import ConcurrentUpdateError
+
+    store.put_item(_item("inference_predictions#v1", {"model": {"endpoint_name": "e"}}, updated_at="t0"))
+    read = store.get_item(PROJECT, "inference_predictions#v1")
+    # Someone edits the item between our read and our write (provisioning re-renders it).
+    store.put_item(_item("inference_predictions#v1", {"model": {"endpoint_name": "other"}}, updated_at="t1"))
+    ours = {**read, "spec": {"model": {"endpoint_name": "e", "model_version": "7"}}, "revision": "r1", "updated_at": "t2"}
+    with pytest.raises(ConcurrentUpdateError, match="changed by someone else.*nothing was written"):
+        store.put_item_if(ours, {"revision": read.get("revision"), "updated_at": read.get("updated_at")})
+    assert store.get_item(PROJECT, "inference_predictions#v1")["spec"] == {"model": {"endpoint_name": "other"}}
+    # Two writers from the same read: the first wins, the second fails.
+    current = store.get_item(PROJECT, "inference_predictions#v1")
+    expected = {"revision": current.get("revision"), "updated_at": current.get("updated_at")}
+    store.put_item_if({**current, "revision": "a", "updated_at": "t3"}, expected)
+    with pytest.raises(ConcurrentUpdateError):
+        store.put_item_if({**current, "revision": "b", "updated_at": "t4"}, expected)
+    assert store.get_item(PROJECT, "inference_predictions#v1")["revision"] == "a"
+
+
+def test_update_spec_of_a_missing_item_names_it(store):
+    with pytest.raises(SpecError, match="inference_predictions#v1.*not found"):
+        store.update_spec(PROJECT, "inference_predictions", "v1", lambda spec: spec, updated_at="t")
