@@ -79,3 +79,37 @@ def correlation_partitions(project_start: datetime) -> dg.TimeWindowPartitionsDe
 def previous_month_windows_mapping() -> dg.TimeWindowPartitionMapping:
     """Monthly -> 15-minute: every window of the month before (offsets count in months on this side)."""
     return dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)
+
+
+# ---------------------------------------------------------------- monthly models
+
+
+def add_months(month_start: datetime, months: int) -> datetime:
+    """First instant of the month ``months`` away from the month starting at ``month_start`` (UTC)."""
+    index = month_start.year * 12 + month_start.month - 1 + months
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def training_range(month_of_use: datetime, *, lookback_months: int, gap_months: int,
+                   in_month_days: int | None = None) -> tuple[datetime, datetime]:
+    """[start, end) of the windows the model of ``month_of_use`` learns from.
+
+    ``lookback_months`` whole months ending ``gap_months`` before the month of use (4 and 1: the
+    2026-06 model learns 2026-01-01 .. 2026-05-01 exclusive of May, i.e. January to April); with
+    ``in_month_days`` the first N days of the month of use instead (short histories).
+    """
+    if in_month_days:
+        return month_of_use, month_of_use + timedelta(days=in_month_days)
+    end = add_months(month_of_use, -gap_months)
+    return add_months(end, -lookback_months), end
+
+
+def training_windows_mapping(*, lookback_months: int, gap_months: int,
+                             in_month_days: int | None = None) -> dg.TimeWindowPartitionMapping:
+    """Monthly model -> its 15-minute training windows (offsets count in months on the monthly side)."""
+    if in_month_days:
+        return dg.TimeWindowPartitionMapping(start_offset=0, end_offset=0, allow_nonexistent_upstream_partitions=True)
+    return dg.TimeWindowPartitionMapping(
+        start_offset=-(lookback_months + gap_months), end_offset=-(gap_months + 1),
+        allow_nonexistent_upstream_partitions=True,
+    )
