@@ -113,3 +113,12 @@ def training_windows_mapping(*, lookback_months: int, gap_months: int,
         start_offset=-(lookback_months + gap_months), end_offset=-(gap_months + 1),
         allow_nonexistent_upstream_partitions=True,
     )
+
+
+def training_window_starts(month_of_use: datetime, *, lookback_months: int, gap_months: int,
+                           in_month_days: int | None = None) -> list[datetime]:
+    """Starts of the 15-minute windows of :func:`training_range` (the first holds the range's first
+    instant), the same windows :func:`training_windows_mapping` maps the month to."""
+    start, end = training_range(month_of_use, lookback_months=lookback_months, gap_months=gap_months,
+                                in_month_days=in_month_days)
+    return window_starts(floor_to_window_start(start), end)

@@ -7,9 +7,9 @@ from ndr_assets.partitions import (
     correlation_partitions,
     monthly_partitions,
     training_range,
+    training_window_starts,
     training_windows_mapping,
 )
-from ndr_assets.transforms.windows import window_starts
 
 
 def _utc(*args) -> datetime:
@@ -38,9 +38,8 @@ def test_partition_mapping_gives_the_same_windows_as_the_arithmetic():
         monthly.subset_with_partition_keys(["2026-02-01"]), monthly, windows,
     ).partitions_subset
     keys = sorted(upstream.get_partition_keys())
-    start, end = training_range(_utc(2026, 2, 1), lookback_months=4, gap_months=1)
     # Window partitions are named by their start on the 08/23/38/53 grid: the first is the 23:53 window
     # that holds September's first instant, the last the 23:53 window of December 31st.
     assert (keys[0], keys[-1]) == ("2025-08-31-23:53", "2025-12-31-23:53")
-    assert keys == [w.strftime(FIFTEEN_MINUTE_KEY_FORMAT) for w in window_starts(start, end)]
+    assert keys == [w.strftime(FIFTEEN_MINUTE_KEY_FORMAT) for w in training_window_starts(_utc(2026, 2, 1), lookback_months=4, gap_months=1)]
     assert len(keys) == (30 + 31 + 30 + 31) * 96 + 1
