@@ -19,6 +19,7 @@ FG_A = "fg_a"
 FG_C = "fg_c"
 MACHINE_INVENTORY = "machine_inventory"
 IF_MODEL = "if_model"
+TRAINING_DATA_VERIFICATION = "training_data_verification"
 PREDICTIONS = "predictions"
 PREDICTION_FEATURE_JOIN = "prediction_feature_join"
 
@@ -52,7 +53,7 @@ assert set(FG_B_ASSETS.values()) == {table.asset for table in FG_B_TABLES.values
 TRAFFIC_ASSETS = (DELTA, PAIR_COUNTS, FG_A)
 CORRELATION_ASSETS = (FG_C,)
 SCORING_ASSETS = (PREDICTIONS, PREDICTION_FEATURE_JOIN)
-MODEL_ASSETS = (IF_MODEL,)
+MODEL_ASSETS = (TRAINING_DATA_VERIFICATION, IF_MODEL)
 BASELINE_ASSETS = (MACHINE_INVENTORY, *FG_B_ASSETS.values())
 
 
@@ -80,6 +81,18 @@ def traffic_job_name(project_name: str) -> str:
 
 def correlation_job_name(project_name: str) -> str:
     return f"{group_name_for(project_name)}__fg_c_15m"
+
+
+def scoring_job_name(project_name: str) -> str:
+    return f"{group_name_for(project_name)}__scoring_15m"
+
+
+def models_job_name(project_name: str) -> str:
+    return f"{group_name_for(project_name)}__models_monthly"
+
+
+def missing_features_job_name(project_name: str) -> str:
+    return f"{group_name_for(project_name)}__missing_feature_creation"
 
 
 def baselines_job_name(project_name: str) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ndr_resources.errors import SpecError
+from ndr_resources.model_specs import IfTrainingSpec, TrainingWindow
 from ndr_resources.parameter_store.base import ParameterStore, versioned_job_key
 
 
@@ -19,6 +20,8 @@ class ProjectConfig:
     org1: str
     org2: str
     ingestion_prefix: str
+    # Which windows each month's model learns from: the partition mapping is fixed when the graph is built.
+    training_window: TrainingWindow = field(default_factory=TrainingWindow)
 
 
 def _parse_start(value: str, project: str, item: str) -> datetime:
@@ -27,6 +30,14 @@ def _parse_start(value: str, project: str, item: str) -> datetime:
     except ValueError:
         raise SpecError(project, item, "defaults.StartDate", f"not an ISO date: {value!r}") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _training_window(store: ParameterStore, project: str, version: str) -> TrainingWindow:
+    """The project's ``if_training.window``; the defaults when the item does not exist (the model asset
+    then fails naming the missing item when it is materialized, the rest of the graph still loads)."""
+    if store.get_item(project, versioned_job_key("if_training", version)) is None:
+        return TrainingWindow()
+    return store.load_typed_spec(IfTrainingSpec, project, "if_training", version).window
 
 
 def load_project_configs(store: ParameterStore) -> list[ProjectConfig]:
@@ -45,6 +56,7 @@ def load_project_configs(store: ParameterStore) -> list[ProjectConfig]:
                 org1=org1,
                 org2=org2,
                 ingestion_prefix=route.ingestion_prefix,
+                training_window=_training_window(store, route.project_name, route.feature_spec_version),
             )
         )
     names = [c.project_name for c in configs]
