@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from ndr_resources.errors import NdrError, SpecError
 from ndr_resources.lake import Lake
+from ndr_resources.model_specs import IfTrainingSpec, InferencePredictionsSpec, PredictionFeatureJoinSpec
 from ndr_resources.parameter_store.base import ParameterStore, versioned_job_key
 from ndr_resources.specs import (
     JOB_NAMES,
@@ -129,6 +130,9 @@ TYPED_MODELS: dict[str, type[BaseModel]] = {
     "fg_c_builder": FgCBuilderSpec,
     "machine_inventory_unload": MachineInventoryUnloadSpec,
     "project_parameters": ProjectParameters,
+    "if_training": IfTrainingSpec,
+    "inference_predictions": InferencePredictionsSpec,
+    "prediction_feature_join": PredictionFeatureJoinSpec,
 }
 
 PLACEHOLDER_RE = re.compile(r"<[^<>\s]+>")
