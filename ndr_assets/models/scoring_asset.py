@@ -21,8 +21,10 @@ from ndr_assets.datasets import window_partitions, with_partitions_of_window_end
 from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
 from ndr_assets.naming import IF_MODEL, PREDICTION_FEATURE_JOIN, PREDICTIONS, asset_key, group_name_for
 from ndr_assets.partitions import correlation_partitions, next_month_start, training_range
+from ndr_assets.transforms.prediction_join import join_predictions_with_features
 from ndr_assets.transforms.schemas import enforce_schema, fg_a_schema
 from ndr_assets.transforms.windows import SLICE_MINUTES, window_starts
+from ndr_resources.errors import InputDataError
 from ndr_resources.lake import Lake, join_uri
 from ndr_resources.model_endpoint import ModelEndpoint
 from ndr_resources.model_specs import IfTrainingSpec, InferencePredictionsSpec, PredictionFeatureJoinSpec
@@ -239,7 +241,10 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
             raise dg.Failure(f"{needed_by} needs predictions for {len(missing)} window(s) that are not published, "
                              f"e.g. {[m.label() for m in missing[:5]]}; materialize {PREDICTIONS} for them first.")
         fg_a, fg_c, _ = _read_features(session, lake, spec.feature_inputs, fg_c_spec, partitions, needed_by=needed_by)
-        joined = join_predictions_with_features(preds, fg_a, fg_c, version, needed_by=needed_by)
+        try:
+            joined = join_predictions_with_features(preds, fg_a, fg_c, version)
+        except InputDataError as exc:
+            raise dg.Failure(f"{needed_by}: {exc.problem}") from None
         destination = spec.destination
         if destination.type == "s3":
             output = versioned_uri(destination.s3.s3_prefix, version)
@@ -267,27 +272,6 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
         )
 
     return [predictions, prediction_feature_join]
-
-
-def join_predictions_with_features(preds: DataFrame, fg_a: DataFrame, fg_c: DataFrame, feature_spec_version: str,
-                                   *, needed_by: str) -> DataFrame:
-    """Predictions inner-joined with FG-A and FG-C on the keys and ``feature_spec_version``.
-
-    A prediction without its feature row means the features were re-published or lost after scoring:
-    the join fails naming the windows and the dataset, instead of silently dropping the score.
-    """
-    keyed = [*KEYS, "feature_spec_version"]
-    fg_a = fg_a.withColumn("feature_spec_version", F.lit(feature_spec_version))
-    fg_c = fg_c.withColumn("feature_spec_version", F.lit(feature_spec_version))
-    for dataset, frame in (("fg_a", fg_a), ("fg_c", fg_c)):
-        lost = preds.join(frame.select(*keyed), keyed, "left_anti")
-        lost_windows = [str(r["window_end_ts"]) for r in lost.select("window_end_ts").distinct().limit(5).collect()]
-        if lost_windows:
-            raise dg.Failure(f"{needed_by}: predictions of window(s) ending {lost_windows} have no {dataset} row "
-                             f"(column set of {dataset} keys {keyed}); re-run predictions for them.")
-    overlap = (set(fg_a.columns) & set(fg_c.columns)) - set(keyed)
-    fg_c = fg_c.drop(*overlap)  # FG-C repeats none of FG-A's features; any shared helper column comes from FG-A
-    return preds.join(fg_a, keyed, "inner").join(fg_c, keyed, "inner")
 
 
 def _top_preview(predictions: DataFrame, rows: int = 10) -> str:
