@@ -630,8 +630,10 @@ def redshift_copy_statements(plan: CopyPlan, *, iam_role: str) -> list[str]:
     """The batch of a join COPY, one transaction: pre_sql, COPY, its row count, post_sql.
 
     COPY reads the ``part-*`` objects under the staged prefix (Spark's data files, not ``_SUCCESS``)
-    into the listed columns; Parquet columns map onto that list by position, so the staged files
-    hold exactly ``columns`` in that order. ``pg_last_copy_count()`` runs right after the COPY, so
+    into the listed columns. For Parquet, COPY maps the files' columns by position and the table must
+    have as many columns as the files (AWS, "COPY from columnar data formats"), so the staged files
+    hold exactly ``columns`` in that order and the table has exactly those columns; the local
+    warehouse enforces the same. ``pg_last_copy_count()`` runs right after the COPY, so
     post_sql cannot change what it reports.
     """
     columns = ", ".join(plan.columns)
