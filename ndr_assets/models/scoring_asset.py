@@ -8,7 +8,7 @@ separate (spec 003 item 14): predictions inner-joined with the features, to S3 o
 """
 
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -62,6 +62,28 @@ def _read_features(session, lake: Lake, inputs, fg_c_spec: FgCBuilderSpec, parti
         skipped |= {m.label() for m in missing}
         frames[dataset] = frame
     return frames["fg_a"], frames["fg_c"], sorted(skipped)
+
+
+def _copy_into_redshift(context, joined: DataFrame, destination, warehouse: Warehouse, lake: Lake, session,
+                        starts: list[datetime], *, project: str, item: str):
+    """Stage the joined rows as flat Parquet, then one COPY transaction that first deletes the range's rows
+    (so a re-run replaces them); the staging folder is removed after success, kept for diagnosis on failure."""
+    from ndr_resources.warehouse import with_window_delete
+
+    first_end = starts[0] + timedelta(minutes=SLICE_MINUTES)
+    last_end = starts[-1] + timedelta(minutes=SLICE_MINUTES)
+    staged = join_uri(destination.staging_s3_prefix, f"{starts[0]:%Y%m%dT%H%M}-{context.run_id}") + "/"
+    columns = joined.columns
+    joined.write.mode("overwrite").parquet(lake.spark_uri(staged))
+    copy = warehouse.copy_parquet_into(
+        destination=with_window_delete(destination, start=first_end, end=last_end), staged_uri=staged,
+        columns=columns, project=project, item=item, spark=session,
+    )
+    lake.delete_prefix(staged)
+    return copy.rows_loaded, columns, {
+        "redshift_table": f"{destination.schema_name}.{destination.table}", "redshift_statements": len(copy.statements),
+        "redshift_seconds": round(copy.seconds, 2),
+    }
 
 
 def _starts_within(start: datetime, end: datetime):
@@ -246,25 +268,24 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
         except InputDataError as exc:
             raise dg.Failure(f"{needed_by}: {exc.problem}") from None
         destination = spec.destination
+        prediction_rows = preds.count()
         if destination.type == "s3":
             output = versioned_uri(destination.s3.s3_prefix, version)
+            joined = joined.persist()
+            try:
+                rows = lake.publish_partitions(with_partitions_of_window_end(joined, "window_end_ts"), output, partitions)
+                columns = joined.columns
+            finally:
+                joined.unpersist()
+            rows_out = sum(rows.values())
+            metadata = {"location": dg.MetadataValue.path(output)}
         else:
-            output = versioned_uri(destination.redshift.staging_s3_prefix, version)
-        joined = joined.persist()
-        try:
-            rows = lake.publish_partitions(with_partitions_of_window_end(joined, "window_end_ts"), output, partitions)
-            columns = joined.columns
-        finally:
-            joined.unpersist()
-        rows_out, prediction_rows = sum(rows.values()), preds.count()
-        metadata = {"windows": len(starts), "rows_out": rows_out, "prediction_rows": prediction_rows,
-                    "columns": len(columns), "destination": destination.type, "location": dg.MetadataValue.path(output)}
-        if destination.type == "redshift":
-            copy = warehouse.copy_parquet_into(
-                destination=destination.redshift, staged_uri=output, columns=columns, project=name,
+            rows_out, columns, metadata = _copy_into_redshift(
+                context, joined, destination.redshift, warehouse, lake, session, starts, project=name,
                 item=f"prediction_feature_join#{version}",
             )
-            metadata.update(redshift_rows_loaded=copy.rows_loaded, redshift_statements=copy.statements)
+        metadata.update(windows=len(starts), rows_out=rows_out, prediction_rows=prediction_rows, columns=len(columns),
+                        destination=destination.type)
         return dg.MaterializeResult(
             metadata=metadata,
             check_results=[dg.AssetCheckResult(check_name=JOIN_ROWS_MATCH_PREDICTIONS, passed=rows_out == prediction_rows,
