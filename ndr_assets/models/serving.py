@@ -132,7 +132,9 @@ def input_fn(request_body, request_content_type: str):
         else:
             raise ValueError('JSON request must be {"instances": [...]} or {"columns": [...], "data": [[...]]}')
     elif media == CSV:
-        frame = pd.read_csv(io.StringIO(text), dtype={RECORD_ID: str}, keep_default_na=False, na_values=[""])
+        # round_trip: pandas' default fast parser can be 1 ulp off, and a score must not depend on the wire format.
+        frame = pd.read_csv(io.StringIO(text), dtype={RECORD_ID: str}, keep_default_na=False, na_values=[""],
+                            float_precision="round_trip")
     else:
         raise ValueError(f"unsupported content type {request_content_type!r}; this model reads {JSON!r} or {CSV!r}")
     if RECORD_ID not in frame.columns:
