@@ -4,9 +4,43 @@ This file is copied into ``model.tar.gz`` as ``code/inference.py``: it imports n
 the standard library, numpy, pandas, scikit-learn and joblib, which that container has), and the
 embedded endpoint calls the same functions in process. The bundle's keys are documented in
 :mod:`ndr_assets.models.bundle`, which re-exports the names defined here.
+
+The four handlers the container calls, in order:
+
+- ``model_fn(model_dir)``: the bundle dict of ``model_dir/model.joblib``.
+- ``input_fn(body, content_type)``: a DataFrame with ``record_id`` and the feature columns, from
+  ``application/json`` (``{"instances": [{"record_id": .., "<feature>": ..}, ..]}`` or the denser
+  ``{"columns": [..], "data": [[..], ..]}``) or ``text/csv`` (a header row, then one row a record).
+- ``predict_fn(frame, bundle)``: one prediction dict a record (score, label, lineage, explanation).
+- ``output_fn(predictions, accept)``: ``(body, content_type)``, JSON (``{"predictions": [..]}``) or
+  CSV (``top_features`` as a JSON string column).
+
+Scores: ``prediction_score = -model.score_samples(preprocess(X))``, higher is more anomalous;
+``prediction_label = int(prediction_score >= score_threshold)``.
+
+Explanations (``top_features``) ask the model itself, not a proxy: the contribution of feature j to
+a record's score is how much the score drops when j alone is reset to its baseline (the training
+median, in preprocessed units ``z_base_j``)::
+
+    contribution_j = score(z) - score(z with z_j := z_base_j)
+
+so a positive contribution means "this value made the record more anomalous". Resetting every
+feature would cost one extra scoring pass per feature (60 passes for 60 features); instead the
+``CANDIDATE_FACTOR * top_k`` features farthest from their baseline (largest ``|z_j - z_base_j|``,
+which is ``|z_j|`` when the scaling centre is the median) are the candidates, because a feature at
+its baseline contributes nothing by construction and the forest's path lengths react most to values
+far out. All candidates of all records of a payload are scored in ONE ``score_samples`` call on a
+(candidates x records) stack, so an explanation costs k' extra rows per record, vectorized, and no
+Python loop over features. The ``top_k`` candidates with the largest contribution are reported with
+their raw value and raw baseline; ``top_k`` is the bundle's ``"top_features"`` if present, else 5
+(never below 3, never above the number of features).
 """
 
 from __future__ import annotations
+
+import io
+import json
+import os
 
 import numpy as np
 
@@ -23,6 +57,15 @@ MODEL_VERSION = "model_version"
 MODEL_NAME = "model_name"
 
 PREPROCESSING_KEYS = ("eps", "scaling_method", "outlier_method", "z_max", "center", "scale")
+
+JSON = "application/json"
+CSV = "text/csv"
+DEFAULT_TOP_FEATURES = 5
+MIN_TOP_FEATURES = 3
+# Candidates scored per record, as a multiple of top_k: twice as many as reported leaves room for a
+# far-off feature that the forest happens to ignore, at 2 * top_k extra rows scored per record.
+CANDIDATE_FACTOR = 2
+PREDICTION_COLUMNS = (RECORD_ID, SCORE, LABEL, MODEL_VERSION, MODEL_NAME, TOP_FEATURES)
 
 
 def preprocess(values: np.ndarray, preprocessing: dict) -> np.ndarray:
@@ -41,3 +84,207 @@ def preprocess(values: np.ndarray, preprocessing: dict) -> np.ndarray:
         z_max = float(preprocessing["z_max"])
         np.clip(z, -z_max, z_max, out=z)
     return z
+
+
+# ---------------------------------------------------------------- model_fn
+
+
+def model_fn(model_dir: str) -> dict:
+    """The bundle saved as ``model_dir/model.joblib``, refused unless its ``format`` is ours."""
+    import joblib
+
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no {MODEL_FILE} in model directory {model_dir!r} (an extracted {MODEL_ARCHIVE})")
+    bundle = joblib.load(path)
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        found = bundle.get("format") if isinstance(bundle, dict) else type(bundle).__name__
+        raise ValueError(f"{path}: bundle format is {found!r}, this serving code reads {BUNDLE_FORMAT!r}")
+    missing = [key for key in ("features", "preprocessing", "baseline", "model", "score_threshold") if key not in bundle]
+    if missing:
+        raise ValueError(f"{path}: bundle lacks key(s) {missing}")
+    return bundle
+
+
+# ---------------------------------------------------------------- input_fn
+
+
+def _media_type(content_type: str | None) -> str:
+    """``"text/csv; charset=utf-8"`` -> ``"text/csv"``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def input_fn(request_body, request_content_type: str):
+    """The request as a DataFrame: ``record_id`` (str) plus the columns it carries, in any order."""
+    import pandas as pd
+
+    media = _media_type(request_content_type)
+    text = request_body.decode("utf-8") if isinstance(request_body, bytes | bytearray) else str(request_body)
+    if media == JSON:
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"request body is not valid JSON: {exc}") from exc
+        if isinstance(payload, dict) and "instances" in payload:
+            frame = pd.DataFrame.from_records(payload["instances"])
+        elif isinstance(payload, dict) and "columns" in payload and "data" in payload:
+            frame = pd.DataFrame(payload["data"], columns=payload["columns"])
+        else:
+            raise ValueError('JSON request must be {"instances": [...]} or {"columns": [...], "data": [[...]]}')
+    elif media == CSV:
+        # round_trip: pandas' default fast parser can be 1 ulp off, and a score must not depend on the wire format.
+        frame = pd.read_csv(io.StringIO(text), dtype={RECORD_ID: str}, keep_default_na=False, na_values=[""],
+                            float_precision="round_trip")
+    else:
+        raise ValueError(f"unsupported content type {request_content_type!r}; this model reads {JSON!r} or {CSV!r}")
+    if RECORD_ID not in frame.columns:
+        raise ValueError(f"request has no {RECORD_ID!r} column (columns: {list(frame.columns)[:10]})")
+    frame[RECORD_ID] = frame[RECORD_ID].astype(str)
+    return frame
+
+
+# ---------------------------------------------------------------- predict_fn
+
+
+def _feature_matrix(frame, features: list[str]) -> np.ndarray:
+    """The model's columns of ``frame`` as float64, naming the missing and the non-numeric ones."""
+    import pandas as pd
+
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise ValueError(f"request lacks feature column(s) {missing} of the model's {len(features)}")
+    columns = frame[features]
+    try:
+        return columns.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        numeric = columns.apply(pd.to_numeric, errors="coerce")
+        bad = [name for name in features if (numeric[name].isna() & columns[name].notna()).any()]
+        raise ValueError(f"feature column(s) {bad} hold non-numeric values") from None
+
+
+def _top_k(bundle: dict, n_features: int) -> int:
+    requested = int(bundle.get("top_features") or DEFAULT_TOP_FEATURES)
+    return min(max(requested, MIN_TOP_FEATURES), n_features)
+
+
+def scores_and_contributions(x: np.ndarray, bundle: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scores, top_index, top_contribution)`` of raw rows ``x``: scores (n,), and per record the
+    indices (n, top_k) of its top features with their contributions, best first (module docstring)."""
+    model = bundle["model"]
+    preprocessing = bundle["preprocessing"]
+    z = preprocess(x, preprocessing)
+    n, n_features = z.shape
+    scores = -model.score_samples(z)
+    top_k = _top_k(bundle, n_features)
+    n_candidates = min(n_features, CANDIDATE_FACTOR * top_k)
+    z_base = preprocess(np.asarray(bundle["baseline"], dtype=np.float64)[None, :], preprocessing)[0]
+
+    distance = np.abs(z - z_base)
+    # argpartition finds the n_candidates largest distances per row without sorting every feature.
+    if n_candidates < n_features:
+        candidates = np.argpartition(-distance, n_candidates - 1, axis=1)[:, :n_candidates]
+    else:
+        candidates = np.broadcast_to(np.arange(n_features), (n, n_features)).copy()
+
+    # Stack of (candidate rank, record): a copy of z with that one candidate reset to its baseline.
+    reset = np.repeat(z[None, :, :], n_candidates, axis=0)
+    rank, row = np.meshgrid(np.arange(n_candidates), np.arange(n), indexing="ij")
+    column = candidates.T  # (n_candidates, n)
+    reset[rank, row, column] = z_base[column]
+    reset_scores = -model.score_samples(reset.reshape(n_candidates * n, n_features)).reshape(n_candidates, n)
+    contribution = scores[None, :] - reset_scores  # (n_candidates, n)
+
+    # Best first; ties broken by distance from baseline so equal contributions keep a stable meaning.
+    order = np.lexsort((-distance[row, column], -contribution), axis=0)[:top_k]  # (top_k, n)
+    top_index = np.take_along_axis(column, order, axis=0).T
+    top_contribution = np.take_along_axis(contribution, order, axis=0).T
+    return scores, top_index, top_contribution
+
+
+def _json_number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def predict_fn(input_data, bundle: dict) -> list[dict]:
+    """One dict a record: record_id, score, label, model_version, model_name, top_features."""
+    features = list(bundle["features"])
+    x = _feature_matrix(input_data, features)
+    record_ids = input_data[RECORD_ID].astype(str).tolist()
+    if not record_ids:
+        return []
+    scores, top_index, top_contribution = scores_and_contributions(x, bundle)
+    labels = (scores >= float(bundle["score_threshold"])).astype(int)
+    baseline = np.asarray(bundle["baseline"], dtype=np.float64)
+    row = np.arange(len(record_ids))[:, None]
+    values = x[row, top_index]  # raw values of the reported features, (n, top_k)
+    baselines = baseline[top_index]
+    names = np.asarray(features, dtype=object)[top_index]
+    version, name = str(bundle.get("model_version", "")), str(bundle.get("model_name", ""))
+    # Building the response is a loop over records (each needs its own dict); no loop over features.
+    return [
+        {
+            RECORD_ID: record_ids[i],
+            SCORE: float(scores[i]),
+            LABEL: int(labels[i]),
+            MODEL_VERSION: version,
+            MODEL_NAME: name,
+            TOP_FEATURES: [
+                {"feature": f, "value": _json_number(v), "baseline": _json_number(b), "contribution": float(c)}
+                for f, v, b, c in zip(names[i], values[i], baselines[i], top_contribution[i], strict=True)
+            ],
+        }
+        for i in range(len(record_ids))
+    ]
+
+
+# ---------------------------------------------------------------- output_fn
+
+
+def _accepted(accept: str | None) -> str:
+    """The media type to answer with: JSON unless the client asks for CSV (``*/*`` and none mean JSON)."""
+    for part in (accept or JSON).split(","):
+        media = _media_type(part)
+        if media in (JSON, CSV):
+            return media
+        if media in ("*/*", "application/*", ""):
+            return JSON
+    raise ValueError(f"unsupported accept type {accept!r}; this model answers {JSON!r} or {CSV!r}")
+
+
+def output_fn(prediction: list[dict], accept: str) -> tuple[str, str]:
+    """``(body, content_type)`` of the predictions."""
+    import csv
+
+    media = _accepted(accept)
+    if media == JSON:
+        return json.dumps({"predictions": prediction}, allow_nan=False), JSON
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PREDICTION_COLUMNS)
+    for p in prediction:
+        writer.writerow([p[RECORD_ID], repr(p[SCORE]), p[LABEL], p[MODEL_VERSION], p[MODEL_NAME],
+                         json.dumps(p[TOP_FEATURES], allow_nan=False)])
+    return out.getvalue(), CSV
+
+
+def parse_predictions(body, content_type: str) -> list[dict]:
+    """The client side of :func:`output_fn`: the prediction dicts of a response body."""
+    text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
+    media = _media_type(content_type)
+    if media == JSON:
+        payload = json.loads(text)
+        if not isinstance(payload, dict) or "predictions" not in payload:
+            raise ValueError('JSON response has no "predictions" list')
+        return payload["predictions"]
+    if media == CSV:
+        import csv
+
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows or tuple(rows[0]) != PREDICTION_COLUMNS:
+            raise ValueError(f"CSV response header is {rows[0] if rows else None}, expected {list(PREDICTION_COLUMNS)}")
+        return [
+            {RECORD_ID: r[0], SCORE: float(r[1]), LABEL: int(r[2]), MODEL_VERSION: r[3], MODEL_NAME: r[4],
+             TOP_FEATURES: json.loads(r[5])}
+            for r in rows[1:]
+        ]
+    raise ValueError(f"unsupported response content type {content_type!r}")
