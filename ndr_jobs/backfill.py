@@ -18,7 +18,13 @@ from typing import Any
 import dagster as dg
 
 from ndr_assets.datasets import delta_host_slices_uri
-from ndr_assets.naming import baselines_job_name, correlation_job_name, traffic_job_name
+from ndr_assets.naming import (
+    baselines_job_name,
+    correlation_job_name,
+    models_job_name,
+    scoring_job_name,
+    traffic_job_name,
+)
 from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, trailing_day_before
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, partition_values, window_starts
 from ndr_resources.environments import HOME_ENV, LocalPaths, current_environment, resources_for
@@ -150,6 +156,8 @@ RANGE_KINDS: dict[str, tuple[Callable[[str], str], Callable[..., str]]] = {
     "traffic": (traffic_job_name, _window_key),
     "fg_c": (correlation_job_name, _window_key),
     "baselines": (baselines_job_name, _month_key),
+    "models": (models_job_name, _month_key),
+    "scoring": (scoring_job_name, _window_key),
 }
 
 

@@ -6,6 +6,8 @@ import dagster as dg
 
 from ndr_assets.baselines.assets import build_baseline_assets
 from ndr_assets.correlation.assets import build_correlation_assets
+from ndr_assets.models.scoring_asset import build_scoring_assets
+from ndr_assets.models.training_asset import build_training_assets
 from ndr_assets.naming import fg_b_asset_keys
 from ndr_assets.traffic.assets import build_traffic_assets
 from ndr_jobs.jobs import project_jobs
@@ -14,7 +16,8 @@ from ndr_resources.projects import ProjectConfig, load_project_configs
 
 
 def project_assets(project: ProjectConfig) -> list[dg.AssetsDefinition]:
-    """One project's graph: 15-minute traffic features, monthly inventory and FG-B, FG-C."""
+    """One project's graph: 15-minute traffic features, monthly inventory and FG-B, FG-C, the monthly
+    model, and the 15-minute predictions with their feature join."""
     traffic = {asset.key.path[-1]: asset for asset in build_traffic_assets(project=project)}
     fg_a_key, pair_counts_key = traffic["fg_a"].key, traffic["pair_counts"].key
     baselines = build_baseline_assets(project=project, fg_a_key=fg_a_key, pair_counts_key=pair_counts_key)
@@ -22,7 +25,10 @@ def project_assets(project: ProjectConfig) -> list[dg.AssetsDefinition]:
         project=project, fg_a_key=fg_a_key, pair_counts_key=pair_counts_key,
         fg_b_keys=fg_b_asset_keys(project.project_name),
     )
-    return [*traffic.values(), *baselines, *correlation]
+    fg_c_key = correlation[0].key
+    training = build_training_assets(project=project, fg_a_key=fg_a_key, fg_c_key=fg_c_key)
+    scoring = build_scoring_assets(project=project, fg_a_key=fg_a_key, fg_c_key=fg_c_key, model_key=training[-1].key)
+    return [*traffic.values(), *baselines, *correlation, *training, *scoring]
 
 
 def build_definitions() -> dg.Definitions:

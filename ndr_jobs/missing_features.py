@@ -6,7 +6,6 @@ contiguous missing windows becomes one traffic backfill (delta, pair counts, FG-
 missing and one FG-C backfill over every window missing either.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta

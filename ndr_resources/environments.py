@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ndr_resources.lake import LocalLake, S3Lake
+from ndr_resources.model_endpoint import InProcessModelEndpoint, SageMakerModelEndpoint
 from ndr_resources.parameter_store.base import ParameterStore
 from ndr_resources.parameter_store.dynamodb import DynamoDBParameterStore
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
@@ -76,6 +77,8 @@ def resources_for(env: str) -> dict[str, Any]:
             # Dimension tables of the embedded warehouse: <tables_uri>/<schema>/<table>/ in the lake,
             # where the deployment says (no default: the platform knows no bucket of its own).
             "warehouse": LocalWarehouse(lake_root=str(paths.lake_root), tables_uri=os.environ.get(WAREHOUSE_TABLES_ENV)),
+            # The trained artifact served in process by the same serving functions SageMaker runs.
+            "model_endpoint": InProcessModelEndpoint(),
         }
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     return {
@@ -83,6 +86,7 @@ def resources_for(env: str) -> dict[str, Any]:
         "lake": S3Lake(region_name=region),
         "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[*]")),
         "warehouse": RedshiftWarehouse(),
+        "model_endpoint": SageMakerModelEndpoint(region_name=region),
     }
 
 

@@ -167,17 +167,13 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
                 of_month = features.where(_starts_within(month, next_month_start(month)))
                 invoker = model_endpoint.invoker(spec.model, model_dir=model_dir,
                                                  target_model=f"{month:%Y-%m}/model.tar.gz")
-                result = score_windows(of_month.select("record_id", *columns), feature_columns=columns,
-                                       record_id_col="record_id", invoker=invoker, config=spec.model)
-                if result.failed_payloads:
-                    failed = result.failed_payloads
+                result = score_windows(of_month, feature_columns=columns, record_id_col="record_id", invoker=invoker,
+                                       config=spec.model, carry_columns=KEYS)
+                if not result.ok:
                     raise dg.Failure(
-                        description=(
-                            f"{name}: {len(failed)} payload(s) of {month_label(month)} failed after "
-                            f"{spec.model.max_retries} retries; nothing was published. Failed: "
-                            + "; ".join(f"{f.payload_id} ({f.records} records): {f.error}" for f in failed[:5])
-                        ),
-                        metadata={"failed_payloads": len(failed)},
+                        description=(f"{name}: predictions of {month_label(month)} not published (nothing was written): "
+                                     f"after {spec.model.max_retries} retries, {result.failure_summary()}"),
+                        metadata={"failed_payloads": result.failed_payload_count, "failed_records": result.failed_records},
                     )
                 for key in stats:
                     stats[key] += int(getattr(result, key, 0) or 0)
@@ -185,10 +181,7 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
                                             gap_months=training.window.gap_months,
                                             in_month_days=training.window.in_month_days)
                 in_sample = _starts_within(start, end)
-                scored_parts.append(
-                    of_month.select("record_id", *KEYS).join(result.scored, "record_id", "inner")
-                    .withColumn("in_sample", in_sample)
-                )
+                scored_parts.append(result.scored.withColumn("in_sample", in_sample))
                 models.append(entry["model_version"])
         scored = scored_parts[0]
         for part in scored_parts[1:]:
