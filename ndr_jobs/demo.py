@@ -1,8 +1,10 @@
 """The demo: two synthetic tenants end to end on the embedded defaults, with a summary.
 
-Provision the SQLite parameter store -> generate PAN-OS traffic into the local lake -> one
-single-run backfill per project of delta, pair_counts and FG-A over every window -> a summary of
-windows, rows, DQ counters and locations. The Dagster instance lives under ``<home>/dagster`` so
+Provision the SQLite parameter store -> generate PAN-OS traffic into the local lake -> per project
+one single-run backfill of each stage: delta, pair_counts and FG-A over every window; the first
+month's inventory and FG-B; FG-C; the month's Isolation Forest (learnt from the month's first day);
+predictions and the prediction-feature join of the held-out day after it, which alone carries the
+attacks -> a summary of rows, DQ counters, the model, detection quality and the top host-windows. The Dagster instance lives under ``<home>/dagster`` so
 ``ndr dev`` (or ``dagster dev -w workspace.yaml`` with the same DAGSTER_HOME) shows the partitions.
 """
 
@@ -39,17 +41,25 @@ def project_name_for(org1: str, org2: str) -> str:
     return f"ndr-{org1}-{org2}"
 
 
+# Days of the first baseline month the demo's model learns from; the day after is scored, held out.
+TRAINING_DAYS = 1
+
+
 def demo_spec_overrides(start: datetime) -> dict[str, dict]:
-    """Spec values that fit the baselines to the demo's history (no code branch knows about the demo).
+    """Spec values that fit the baselines and the model to the demo's history (no code branch knows
+    about the demo).
 
     The demo generates the last few days before a month boundary, so FG-B's 30d horizon is cut to
     those days and 7d to half of them (``fg_b_builder.horizon_days``); a real deployment keeps 7 and 30.
+    Its model learns from the first day of the month it scores (``if_training.window.in_month_days``)
+    instead of four whole months, and scores the day after, which alone carries the attacks.
     """
     history_days = (first_baseline_month(start) - start).days
     return {
         "fg_b_builder": {
             "horizon_days": {"7d": min(7, max(1, history_days // 2)), "30d": min(30, history_days)},
-        }
+        },
+        "if_training": {"window": {"in_month_days": TRAINING_DAYS}},
     }
 
 
@@ -58,6 +68,8 @@ class DemoOutcome:
     traffic: list[BackfillOutcome]
     baselines: list[BackfillOutcome]
     correlation: list[BackfillOutcome]
+    models: list[BackfillOutcome]
+    scoring: list[BackfillOutcome]
 
 
 def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool, verbose: bool = False) -> DemoOutcome:
@@ -74,9 +86,11 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
     start = datetime(start.year, start.month, start.day, tzinfo=UTC)
     end = start + timedelta(days=days)
     month = first_baseline_month(start)
-    if end <= month + timedelta(minutes=2 * SLICE_MINUTES):
+    scored_from = month + timedelta(days=TRAINING_DAYS)  # the held-out day: after the model's training day
+    if end <= scored_from + timedelta(minutes=2 * SLICE_MINUTES):
         raise NdrError(
-            f"the demo needs traffic past the first month boundary ({month:%Y-%m-%d}) to score FG-C windows: "
+            f"the demo needs traffic past {scored_from:%Y-%m-%d} (the first month boundary {month:%Y-%m-%d} plus "
+            f"{TRAINING_DAYS} training day(s)) to score held-out windows: "
             f"start {start:%Y-%m-%d} + {days:g} day(s) ends {end:%Y-%m-%d %H:%M}"
         )
     if fresh and home.exists():  # only once the arguments are known to be good
@@ -89,7 +103,7 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
     lake = LocalLake(root=str(paths.lake_root))
     store = SqliteParameterStore(path=str(paths.parameters_db))
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    outcome = DemoOutcome([], [], [])
+    outcome = DemoOutcome([], [], [], [], [])
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("Provisioning the parameter store", total=len(DEMO_TENANTS))
         for org1, org2 in DEMO_TENANTS:
@@ -102,18 +116,21 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
         task = progress.add_task(f"Generating {days:g} day(s) of traffic for {len(DEMO_TENANTS)} tenants", total=None)
         generation = generate_traffic(
             lake, bucket=DEMO_BUCKET, tenants=list(DEMO_TENANTS), start=start, days=days, seed=seed, fmt="jsonl",
-            attacks_from=month,
+            attacks_from=scored_from,
         )
         progress.update(task, total=1, completed=1)
         first = floor_to_window_start(start).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
         last_start = floor_to_window_start(end - timedelta(seconds=1))
         last = last_start.strftime(FIFTEEN_MINUTE_KEY_FORMAT)
-        first_scored = floor_to_window_start(month + timedelta(minutes=SLICE_MINUTES)).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
+        first_fg_c = floor_to_window_start(month + timedelta(minutes=SLICE_MINUTES)).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
+        first_scored = floor_to_window_start(scored_from).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
         months = (f"{month:%Y-%m}", f"{last_start:%Y-%m}")
         stages = (
             ("traffic", "delta, pair_counts, fg_a", first, last, outcome.traffic),
             ("baselines", "machine_inventory, FG-B", *months, outcome.baselines),
-            ("fg_c", "FG-C", first_scored, last, outcome.correlation),
+            ("fg_c", "FG-C", first_fg_c, last, outcome.correlation),
+            ("models", "training coverage, Isolation Forest", *months, outcome.models),
+            ("scoring", "predictions, prediction-feature join (held-out day)", first_scored, last, outcome.scoring),
         )
         instance = dg.DagsterInstance.get()
         try:
@@ -129,8 +146,54 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
         finally:
             instance.dispose()
     _print_summary(outcome, generation, paths, time.monotonic() - began, overrides)
+    _print_models(outcome)
     _print_findings(store, lake, start, end)
+    _print_top_host_windows(store, lake, outcome)
+    console.print(f"Demo finished in {time.monotonic() - began:.0f} s. Open the UI with: [bold].venv/bin/ndr dev[/] "
+                  "(then http://localhost:3000)")
     return outcome
+
+
+def _print_models(outcome: DemoOutcome) -> None:
+    table = _table("Monthly Isolation Forest (month of use) and the held-out day's scores",
+                   ("project", "model", "trained on", "rows", "features kept", "dropped", "threshold",
+                    "scored windows", "predictions", "labelled", "payloads", "run s", "failed checks"))
+    for model_run, scoring_run in zip(outcome.models, outcome.scoring, strict=True):
+        model = model_run.materializations.get("if_model", {})
+        scores = scoring_run.materializations.get("predictions", {})
+        table.add_row(
+            model_run.project, str(model.get("model_version", "-")), str(model.get("training_range", "-")),
+            str(model.get("rows", "-")), str(model.get("features_kept", "-")), str(model.get("features_dropped", "-")),
+            f"{model.get('score_threshold', float('nan')):.3f}", str(scoring_run.partitions), str(scores.get("rows_out", "-")),
+            str(scores.get("labelled_anomalous", "-")), str(scores.get("payloads", "-")),
+            f"{model_run.seconds + scoring_run.seconds:.0f}",
+            ", ".join(model_run.failed_checks + scoring_run.failed_checks) or "none",
+        )
+    console.print(table)
+
+
+def _print_top_host_windows(store, lake, outcome: DemoOutcome, top: int = 8) -> None:
+    """The highest-scored host-windows of the held-out day per project, with what drove each score."""
+    from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
+    from ndr_assets.models.scoring_asset import versioned_uri
+    from ndr_resources.model_specs import InferencePredictionsSpec
+    from ndr_resources.spark import build_spark_session
+
+    spark = build_spark_session()
+    for run in outcome.scoring:
+        spec = store.load_typed_spec(InferencePredictionsSpec, run.project, "inference_predictions", FEATURE_SPEC_VERSION)
+        uri = versioned_uri(spec.output.s3_prefix, FEATURE_SPEC_VERSION)
+        predictions = spark.read.schema(PREDICTIONS_SCHEMA).parquet(lake.spark_uri(uri))
+        rows = predictions.orderBy(predictions.prediction_score.desc()).limit(top).collect()  # a bounded take
+        table = Table(title=f"{run.project}: top {top} host-windows of the held-out day, and why")
+        for column in ("host", "window end", "score", "label", "top contributing features (value vs baseline: contribution)"):
+            table.add_column(column)
+        for row in rows:
+            why = "; ".join(f"{t['feature']} {t['value']:.3g} vs {t['baseline']:.3g}: {t['contribution']:+.3f}"
+                            for t in row["top_features"][:3])
+            table.add_row(row["host_ip"], f"{row['window_end_ts']:%Y-%m-%d %H:%M}", f"{row['prediction_score']:.3f}",
+                          str(row["prediction_label"]), why)
+        console.print(table)
 
 
 def _print_findings(store, lake, start: datetime, end: datetime) -> None:
@@ -257,4 +320,4 @@ def _print_summary(outcome: DemoOutcome, generation, paths: LocalPaths, seconds:
         console.print(generated)
     console.print(f"Lake (s3://{DEMO_BUCKET}/...): {paths.lake_root / DEMO_BUCKET}")
     console.print(f"Parameter store: {paths.parameters_db}")
-    console.print(f"Demo finished in {seconds:.0f} s. Open the UI with: [bold].venv/bin/ndr dev[/] (then http://localhost:3000)")
+    console.print(f"Features, baselines and scores computed in {seconds:.0f} s.")
