@@ -362,3 +362,113 @@ def evaluate_detection(
         first_window=window_starts[0], last_window=window_starts[-1], windows=len(window_starts),
         host_windows=host_windows, k_values=tuple(k_values), scenarios=scenarios,
     )
+
+
+# ---------------------------------------------------------------- `ndr evaluate`: a project's range, recorded on its model
+
+
+def day_window_starts(first_day: str, last_day: str) -> list[datetime]:
+    """Window starts of the days ``first_day`` .. ``last_day`` (ISO dates), as ``ndr backfill`` tiles days."""
+    from datetime import UTC, date
+
+    from ndr_assets.transforms.windows import floor_to_window_start, window_starts
+
+    try:
+        first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    except ValueError as exc:
+        raise EvaluationInputError(f"--start/--end must be days (YYYY-MM-DD): {exc}") from None
+    if last < first:
+        raise EvaluationInputError(f"--end {last_day} is before --start {first_day}")
+    start = floor_to_window_start(datetime(first.year, first.month, first.day, tzinfo=UTC))
+    end = floor_to_window_start(datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1))
+    return list(window_starts(start, end))
+
+
+def bucket_of(prefix: str) -> str:
+    """``s3://bucket/paloalto/o1/o2`` -> ``bucket``."""
+    return prefix.removeprefix("s3://").split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class ProjectEvaluation:
+    project: str
+    report: EvaluationReport
+    predictions_uri: str
+    ground_truth_uri: str
+    recorded_months: tuple[str, ...]  # if_model partitions the report was recorded on (empty: no instance)
+
+
+def evaluate_project(
+    project: str, first_day: str, last_day: str, *, spark: SparkSession | None = None,
+    k_values: Sequence[int] = DEFAULT_K, ground_truth: str | None = None,
+) -> ProjectEvaluation:
+    """Resolve the project's specs from the parameter store, evaluate the days, and record the table
+    as an observation of the project's ``if_model`` for each month of the range."""
+    from ndr_assets.naming import IF_MODEL, asset_key
+    from ndr_assets.transforms.fg_c import resolve_fg_c_lists
+    from ndr_jobs.synthetic.writers import ground_truth_uri
+    from ndr_resources.environments import current_environment, resources_for
+    from ndr_resources.model_specs import InferencePredictionsSpec
+    from ndr_resources.projects import load_project_configs
+    from ndr_resources.specs import FgCBuilderSpec
+
+    resources = resources_for(current_environment())
+    store, lake = resources["parameter_store"], resources["lake"]
+    configs = {c.project_name: c for c in load_project_configs(store)}
+    if project not in configs:
+        raise NdrError(f"project '{project}' has no enabled routing record in the parameter store; routed: {sorted(configs)}")
+    config = configs[project]
+    version = config.feature_spec_version
+    predictions_spec = store.load_typed_spec(InferencePredictionsSpec, project, "inference_predictions", version)
+    fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", version)
+    predictions_uri = f"{predictions_spec.output.s3_prefix}feature_spec_version={version}/"
+    truth_uri = ground_truth or ground_truth_uri(bucket_of(config.ingestion_prefix), config.org1, config.org2)
+    windows = day_window_starts(first_day, last_day)
+    if spark is None:
+        from ndr_resources.spark import build_spark_session
+
+        spark = build_spark_session()
+    try:
+        report = evaluate_detection(
+            spark, lake, predictions_uri=predictions_uri, fg_c_uri=fg_c_spec.fg_c_output.s3_prefix,
+            fg_c_schema=resolve_fg_c_lists(fg_c_spec).schema(), ground_truth_uri=truth_uri,
+            org1=config.org1, org2=config.org2, window_starts=windows, k_values=k_values,
+        )
+    except EvaluationInputError as exc:
+        raise EvaluationInputError(f"{project}: {exc} (the {project}/predictions asset, in the Dagster UI)") from None
+    # The months of the evaluated days (a day's first window starts at 23:53 of the day before,
+    # which must not make April 1st an evaluation of March's model).
+    months = tuple(sorted({first_day[:7] + "-01", last_day[:7] + "-01"} | {
+        f"{w + timedelta(minutes=SLICE_MINUTES):%Y-%m}-01" for w in windows[1:-1]
+    }))
+    recorded = _record_on_model(asset_key(project, IF_MODEL), months, report, predictions_uri, truth_uri)
+    return ProjectEvaluation(project, report, predictions_uri, truth_uri, recorded)
+
+
+def _record_on_model(key, months: tuple[str, ...], report: EvaluationReport, predictions_uri: str, truth_uri: str) -> tuple[str, ...]:
+    """One runless observation of ``if_model`` per month (the model keyed by the month it scores)."""
+    import dagster as dg
+
+    try:
+        instance = dg.DagsterInstance.get()
+    except dg.DagsterInvariantViolationError:  # no DAGSTER_HOME: nowhere to record
+        return ()
+    overall = report.row(OVERALL) if any(s.scenario == OVERALL for s in report.scenarios) else None
+    metadata = {
+        "evaluation_range": f"{report.first_window:%Y-%m-%d %H:%M} .. {report.last_window:%Y-%m-%d %H:%M} (window starts)",
+        "evaluation_windows": report.windows,
+        "evaluation_host_windows": report.host_windows,
+        "evaluation_table": dg.MetadataValue.md(report.markdown()),
+        "evaluation_rows": dg.MetadataValue.json(report.as_rows()),
+        "predictions": predictions_uri,
+        "ground_truth": truth_uri,
+    }
+    if overall is not None:
+        metadata["roc_auc_overall_model"] = overall.model.roc_auc
+        metadata["roc_auc_overall_baseline"] = overall.baseline.roc_auc
+    try:
+        for month in months:
+            instance.report_runless_asset_event(dg.AssetObservation(asset_key=key, partition=month, metadata=metadata))
+    finally:
+        instance.dispose()
+    return months

@@ -132,6 +132,12 @@ HOST_WINDOWS = [
 @pytest.fixture(scope="module")
 def tiny_lake(spark, tmp_path_factory):
     lake = LocalLake(root=str(tmp_path_factory.mktemp("evaluation")))
+    _publish(spark, lake, PREDICTIONS_URI, FG_C_URI, TRUTH_URI, WINDOWS)
+    return lake
+
+
+def _publish(spark, lake, predictions_uri, fg_c_uri, truth_uri, windows, z_columns=("z_mad_bytes", "z_mad_peers")):
+    """HOST_WINDOWS as predictions and FG-C rows (``z_columns``) of the two WINDOWS, publishing every window of ``windows``."""
     ends = [w + timedelta(minutes=15) for w in WINDOWS]
     rows = [(h, ends[i].replace(tzinfo=None), s, b, p) for h, i, s, b, p in HOST_WINDOWS]
     base = spark.createDataFrame(rows, "host_ip string, window_end_ts timestamp, score double, zb double, zp double")
@@ -142,10 +148,10 @@ def tiny_lake(spark, tmp_path_factory):
         F.concat_ws("#", "host_ip", "window_end_ts").alias("record_id"), F.lit(False).alias("in_sample"),
         F.array().cast(PREDICTIONS_SCHEMA["top_features"].dataType).alias("top_features"),
     )
-    lake.publish_partitions(with_partitions_of_window_end(predictions, "window_end_ts"), PREDICTIONS_URI,
-                            window_partitions(WINDOWS))
-    fg_c = base.select("host_ip", "window_end_ts", F.col("zb").alias("z_mad_bytes"), F.col("zp").alias("z_mad_peers"))
-    lake.publish_partitions(with_partitions_of_window_end(fg_c, "window_end_ts"), FG_C_URI, window_partitions(WINDOWS))
+    lake.publish_partitions(with_partitions_of_window_end(predictions, "window_end_ts"), predictions_uri,
+                            window_partitions(windows))
+    fg_c = base.select("host_ip", "window_end_ts", F.col("zb").alias(z_columns[0]), F.col("zp").alias(z_columns[1]))
+    lake.publish_partitions(with_partitions_of_window_end(fg_c, "window_end_ts"), fg_c_uri, window_partitions(windows))
     truth = pd.DataFrame(
         [
             ("acme", "finance", "10.10.0.1", "2026-04-01T00:08:00+00:00", "c2_beaconing", "beacon"),
@@ -156,8 +162,7 @@ def tiny_lake(spark, tmp_path_factory):
         ],
         columns=["org1", "org2", "host_ip", "window_start", "scenario", "scenario_name"],
     )
-    write_ground_truth(lake, TRUTH_URI, truth)
-    return lake
+    write_ground_truth(lake, truth_uri, truth)
 
 
 def _evaluate(spark, lake, windows=WINDOWS, predictions_uri=PREDICTIONS_URI):
@@ -197,3 +202,57 @@ def test_missing_predictions_name_the_windows(spark, tiny_lake):
         f"no published predictions for 1 of 3 window(s) at {PREDICTIONS_URI}: 2026-04-01/0038; "
         "materialize the predictions of these windows first"
     )
+
+
+def test_a_projects_evaluation_resolves_its_specs_and_is_recorded_on_its_model(spark, tmp_path, monkeypatch):
+    import dagster as dg
+    from typer.testing import CliRunner
+
+    from ndr_assets.naming import IF_MODEL, asset_key
+    from ndr_assets.transforms.fg_c import resolve_fg_c_lists
+    from ndr_assets.transforms.windows import window_starts
+    from ndr_jobs.backfill import use_home
+    from ndr_jobs.cli import app
+    from ndr_jobs.evaluation import evaluate_project
+    from ndr_resources.environments import HOME_ENV
+    from ndr_resources.parameter_store.sqlite import SqliteParameterStore
+    from ndr_resources.specs import FgCBuilderSpec
+    from seeds.provision import provision
+
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    paths = use_home(tmp_path)
+    lake, store = LocalLake(root=str(paths.lake_root)), SqliteParameterStore(path=str(paths.parameters_db))
+    project = "ndr-acme-finance"
+    provision(store, lake, project_name=project, bucket="ndr-eval", feature_spec_version="v1", org1="acme",
+              org2="finance", start_date="2026-03-28")
+    predictions_uri = f"s3://ndr-eval/projects/{project}/versions/v1/data/inference/predictions/feature_spec_version=v1/"
+
+    result = CliRunner().invoke(app, ["evaluate", "--project", project, "--start", "2026-04-01", "--end", "2026-04-01"],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert (f"error: {project}: no published predictions for 96 of 96 window(s) at {predictions_uri}: 2026-03-31/2353, "
+            "2026-04-01/0008") in message
+    assert "materialize the predictions of these windows first" in message
+
+    fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", "v1")
+    z_columns = [c for c in resolve_fg_c_lists(fg_c_spec).schema().names if c.startswith("z_mad_")][:2]
+    day = window_starts(datetime(2026, 3, 31, 23, 53, tzinfo=UTC), datetime(2026, 4, 1, 23, 53, tzinfo=UTC))
+    _publish(spark, lake, predictions_uri, fg_c_spec.fg_c_output.s3_prefix,
+             "s3://ndr-eval/synthetic/acme/finance/ground_truth.csv", list(day), z_columns)
+    outcome = evaluate_project(project, "2026-04-01", "2026-04-01", spark=spark, k_values=(1, 3))
+    assert (outcome.report.windows, outcome.report.host_windows) == (96, 7)
+    assert outcome.report.row("beacon").model.roc_auc == 1.0
+    assert outcome.report.row("scan").baseline.worst_day_rank == 1
+    assert outcome.recorded_months == ("2026-04-01",)
+    instance = dg.DagsterInstance.get()
+    try:
+        records = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=asset_key(project, IF_MODEL)), limit=5).records
+    finally:
+        instance.dispose()
+    assert len(records) == 1
+    observation = records[0].asset_observation
+    assert observation.partition == "2026-04-01"
+    assert observation.metadata["roc_auc_overall_model"].value == pytest.approx(11 / 12)
+    assert "| beacon (c2_beaconing) | 2 | 1.000 / 0.250 |" in observation.metadata["evaluation_table"].value
