@@ -338,7 +338,8 @@ def evaluate_detection(
     predictions, missing = lake.read_partitions(spark, predictions_uri, partitions, PREDICTIONS_SCHEMA)
     if missing:
         raise EvaluationInputError(_missing_message(
-            "predictions", predictions_uri, missing, len(partitions), "materialize the predictions of these windows first"
+            "predictions", predictions_uri, missing, len(partitions),
+            "materialize the predictions of these windows first (the project's predictions asset)"
         ))
     fg_c, missing = lake.read_partitions(spark, fg_c_uri, partitions, fg_c_schema)
     if missing:
@@ -435,7 +436,7 @@ def evaluate_project(
             org1=config.org1, org2=config.org2, window_starts=windows, k_values=k_values,
         )
     except EvaluationInputError as exc:
-        raise EvaluationInputError(f"{project}: {exc} (the {project}/predictions asset, in the Dagster UI)") from None
+        raise EvaluationInputError(f"{project}: {exc}") from None
     # The months of the evaluated days (a day's first window starts at 23:53 of the day before,
     # which must not make April 1st an evaluation of March's model).
     months = tuple(sorted({first_day[:7] + "-01", last_day[:7] + "-01"} | {

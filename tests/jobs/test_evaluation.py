@@ -200,7 +200,7 @@ def test_missing_predictions_name_the_windows(spark, tiny_lake):
         _evaluate(spark, tiny_lake, windows=later)
     assert str(raised.value) == (
         f"no published predictions for 1 of 3 window(s) at {PREDICTIONS_URI}: 2026-04-01/0038; "
-        "materialize the predictions of these windows first"
+        "materialize the predictions of these windows first (the project's predictions asset)"
     )
 
 
