@@ -129,6 +129,55 @@ def backfill(
 
 
 @app.command()
+@friendly_errors
+def evaluate(
+    project: str = typer.Option(..., help="Project name, e.g. ndr-acme-finance."),
+    start: str = typer.Option(..., help="First day (YYYY-MM-DD; its 96 windows, 23:53 of the day before to 23:38)."),
+    end: str = typer.Option(..., help="Last day (inclusive, YYYY-MM-DD)."),
+    k: str = typer.Option("10,20,50", help="Comma-separated k of precision at k."),
+    ground_truth: str | None = typer.Option(
+        None, help="s3:// URI of the ground truth CSV (default: the generator's, in the project's ingestion bucket)."
+    ),
+    home: Path | None = HOME,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Score the project's predictions against the synthetic ground truth (ROC-AUC, PR-AUC, P@k, day-rank)
+    next to the largest-|z_mad| baseline; print the table and record it on the month's if_model."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from ndr_jobs.backfill import use_home
+    from ndr_jobs.evaluation import TOP_OF_DAY, evaluate_project
+
+    quiet_terminal(verbose=verbose)
+    use_home(home)
+    try:
+        k_values = tuple(int(part) for part in k.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{k!r} is not a comma-separated list of integers", param_hint="--k") from None
+    if not k_values or min(k_values) < 1:
+        raise typer.BadParameter("give at least one k >= 1", param_hint="--k")
+    console = Console()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        bar.add_task(f"{project}: evaluating {start} .. {end}", total=None)
+        outcome = evaluate_project(project, start, end, k_values=k_values, ground_truth=ground_truth)
+    report = outcome.report
+    table = Table(title=f"{project}: detection quality, {start} .. {end} ({report.windows} windows, "
+                  f"{report.host_windows:,} host-windows); model / baseline (largest |z_mad|)")
+    for column in ("scenario", "positives", "ROC-AUC", "PR-AUC", *[f"P@{v}" for v in k_values], "worst day-rank"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for cells in report.cells():
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"worst day-rank: the scenario host's best rank in its day, on its worst day (goal: <= {TOP_OF_DAY}); "
+                  f"predictions {outcome.predictions_uri}, ground truth {outcome.ground_truth_uri}",
+                  highlight=False, soft_wrap=True)
+    where = ", ".join(outcome.recorded_months)
+    console.print(f"Recorded on {project}/if_model for {where}" if where else "No Dagster instance: not recorded",
+                  highlight=False)
+
+
+@app.command()
 def dev(
     home: Path | None = HOME,
     port: int = typer.Option(3000, help="Port of the Dagster UI."),

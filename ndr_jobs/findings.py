@@ -7,7 +7,6 @@ tenant (percentile). A summary for people, computed once at the end of the demo.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from pyspark.sql.window import Window
 from ndr_assets.datasets import window_partitions
 from ndr_assets.transforms.schemas import fg_a_schema
 from ndr_assets.transforms.windows import SLICE_MINUTES
+from ndr_jobs.evaluation import read_ground_truth
 from ndr_resources.lake import Lake
 
 # The FG-A feature each scenario should stand out on.
@@ -62,11 +62,7 @@ def scenario_findings(
     ``fg_a_uri``/``schema``/``revealing`` name the feature dataset (FG-A by default, FG-C with its
     contract); the value is None where the dataset has no row for the scenario's host-window.
     """
-    truth_text = lake.read_bytes(ground_truth_uri).decode("utf-8")
-    truth = spark.createDataFrame(
-        [line.split(",") for line in io.StringIO(truth_text).read().splitlines()[1:] if line],
-        "org1 string, org2 string, host_ip string, window_start string, scenario string",
-    ).withColumn("window_end_ts", F.to_timestamp("window_start") + F.expr("INTERVAL 15 MINUTES"))
+    truth = read_ground_truth(spark, lake, ground_truth_uri)
     features, _ = lake.read_partitions(spark, fg_a_uri, window_partitions(window_starts), schema or fg_a_schema())
     ends = [start + timedelta(minutes=SLICE_MINUTES) for start in window_starts]
     truth = truth.where(F.col("window_end_ts").isin(ends))

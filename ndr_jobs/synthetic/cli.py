@@ -6,6 +6,7 @@ The lead's CLI registers :func:`generate` as a command (``app.command("generate"
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from ndr_jobs.synthetic.generate import GenerationProgress, GenerationSummary, generate_traffic
 from ndr_jobs.synthetic.network import MAX_HOSTS, MIN_HOSTS
-from ndr_jobs.synthetic.scenarios import SCENARIOS
+from ndr_jobs.synthetic.scenario_files import DEFAULT_SCENARIO_FILE, ScenarioFileError, load_scenario_file
 from ndr_jobs.synthetic.writers import FORMATS, warehouse_tables_uri
 from ndr_resources.environments import WAREHOUSE_TABLES_ENV, LocalPaths
 from ndr_resources.lake import LocalLake
@@ -39,11 +40,11 @@ def parse_tenants(text: str) -> list[tuple[str, str]]:
     return tenants
 
 
-def parse_start(text: str) -> datetime:
+def parse_start(text: str, option: str = "--start") -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"{text!r} is not an ISO date or date-time", param_hint="--start") from exc
+        raise typer.BadParameter(f"{text!r} is not an ISO date or date-time", param_hint=option) from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -76,7 +77,9 @@ def summary_tables(summary: GenerationSummary) -> tuple[Table, Table]:
     for tenant in summary.tenants:
         for s in tenant.scenarios:
             first = s.window_starts[0][:16].replace("T", " ") if s.window_starts else "-"
-            scenarios.add_row(tenant.label, s.name, s.host_ip, str(s.sessions), str(len(s.window_starts)), first)
+            # The name, and the kind when the file named it otherwise (several of one kind, say).
+            label = s.name if s.name == s.kind else f"{s.name} ({s.kind})"
+            scenarios.add_row(tenant.label, label, s.host_ip, str(s.sessions), str(len(s.window_starts)), first)
     return counts, scenarios
 
 
@@ -117,18 +120,26 @@ def generate(
         ),
     ] = 0.001,
     scenarios: Annotated[
-        str, typer.Option(help=f"Comma-separated scenarios to inject per tenant ({', '.join(SCENARIOS)}); '' for none.")
-    ] = ",".join(SCENARIOS),
+        Path,
+        typer.Option(
+            help="Scenario file (JSON list of attacks: kind, tenant, host, start, duration and the kind's "
+            "parameters; see ndr_jobs/synthetic/scenario_files.py). seeds/scenarios/stealthy.json holds slow, "
+            "spread-out attacks; [] injects none.",
+        ),
+    ] = DEFAULT_SCENARIO_FILE,
+    attacks_from: Annotated[
+        str | None,
+        typer.Option(help="ISO date or date-time (UTC): inject attacks only from this instant on "
+                     "(a scenario's '+<duration>' start counts from here)."),
+    ] = None,
 ) -> None:
     """Generate seeded synthetic PAN-OS TRAFFIC mini-batches, machine inventory and attack ground truth."""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
-    scenario_names = [s.strip() for s in scenarios.split(",") if s.strip()]
-    unknown = sorted(set(scenario_names) - set(SCENARIOS))
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}", param_hint="--scenarios"
-        )
+    try:
+        scenario_file = load_scenario_file(scenarios)
+    except ScenarioFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenarios") from None
     tenant_list = parse_tenants(tenants)
     lake_root = lake_root or str(LocalPaths.from_env().lake_root)
     console = Console()
@@ -146,21 +157,25 @@ def generate(
         def report(event: GenerationProgress) -> None:
             bar.update(tasks[event.tenant], completed=event.chunk, total=event.chunks, sessions=event.sessions)
 
-        summary = generate_traffic(
-            LocalLake(root=lake_root),
-            bucket=bucket,
-            tenants=tenant_list,
-            start=parse_start(start),
-            days=days,
-            seed=seed,
-            fmt=fmt,
-            scale=scale,
-            hosts_per_tenant=hosts,
-            late_rate=late_rate,
-            malformed_rate=malformed_rate,
-            scenarios=scenario_names,
-            progress=report,
-        )
+        try:
+            summary = generate_traffic(
+                LocalLake(root=lake_root),
+                bucket=bucket,
+                tenants=tenant_list,
+                start=parse_start(start),
+                days=days,
+                seed=seed,
+                fmt=fmt,
+                scale=scale,
+                hosts_per_tenant=hosts,
+                late_rate=late_rate,
+                malformed_rate=malformed_rate,
+                scenarios=scenario_file,
+                progress=report,
+                attacks_from=parse_start(attacks_from, "--attacks-from") if attacks_from else None,
+            )
+        except ScenarioFileError as exc:  # a scenario that cannot be placed in this range
+            raise typer.BadParameter(str(exc), param_hint="--scenarios") from None
     for table in summary_tables(summary):
         console.print(table)
     console.print(

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,8 @@ from ndr_jobs.synthetic.grid import (
 )
 from ndr_jobs.synthetic.network import TenantNetwork, build_network, tenant_rng
 from ndr_jobs.synthetic.records import MALFORMED_KINDS, panos_records
-from ndr_jobs.synthetic.scenarios import SCENARIOS, ground_truth, inject_scenarios, scenario_sessions
+from ndr_jobs.synthetic.scenario_files import ScenarioFile, default_scenarios, load_scenario_file
+from ndr_jobs.synthetic.scenarios import ground_truth, inject_scenarios, scenario_sessions
 from ndr_jobs.synthetic.traffic import concat_sessions, generate_normal_sessions, session_ends
 from ndr_jobs.synthetic.writers import (
     FORMATS,
@@ -83,7 +85,8 @@ SESSION_RECORD, START_LOG, REDELIVERY = "session", "start_log", "redelivery"
 class ScenarioSummary:
     """One injected scenario; ``session_ids`` label its records in the written data."""
 
-    name: str
+    name: str  # unique in its scenario file
+    kind: str
     host_ip: str
     peers: tuple[str, ...]
     sessions: int
@@ -212,7 +215,7 @@ def generate_traffic(
     redelivery_rate: float = 0.002,
     respelling_rate: float = 0.5,
     drop_icmp_rate: float = 0.25,
-    scenarios: Sequence[str] = SCENARIOS,
+    scenarios: ScenarioFile | str | Path | None = None,
     progress: Callable[[GenerationProgress], None] | None = None,
     attacks_from: datetime | None = None,
 ) -> GenerationSummary:
@@ -225,8 +228,9 @@ def generate_traffic(
     normal session rates (1.0: about 30k sessions per weekday for 120 hosts). ``attacks_from``
     keeps the injected scenarios after that instant (the demo puts them in the scored month, so
     the baselines learn from clean history). ``start_log_rate``, ``redelivery_rate``,
-    ``respelling_rate`` and ``drop_icmp_rate``: see the module docstring. The same arguments write
-    the same bytes.
+    ``respelling_rate`` and ``drop_icmp_rate``: see the module docstring. ``scenarios``: the attacks
+    to inject, a scenario file (its path, or loaded; ``scenario_files``), by default
+    ``seeds/scenarios/default.json``. The same arguments write the same bytes.
     """
     rates = {
         "late_rate": late_rate,
@@ -238,6 +242,10 @@ def generate_traffic(
         "drop_icmp_rate": drop_icmp_rate,
     }
     _validate(tenants, days, fmt, rates, scale)
+    if scenarios is None:
+        scenarios = default_scenarios()
+    elif not isinstance(scenarios, ScenarioFile):
+        scenarios = load_scenario_file(scenarios)
     began = time.perf_counter()
     range_start = aligned_start(start)
     n_windows = max(1, round(days * 24 * 3600 / SLICE_SECONDS))
@@ -273,7 +281,7 @@ def _generate_tenant(
     options: _Options,
     range_start: int,
     range_end: int,
-    scenario_names: Sequence[str],
+    scenarios: ScenarioFile,
     progress: Callable[[GenerationProgress], None] | None,
     attack_start: int,
 ) -> TenantSummary:
@@ -293,13 +301,13 @@ def _generate_tenant(
         start=attack_start,
         end=range_end,
         rng=tenant_rng(seed, org1, org2, _STREAM_SCENARIOS),
-        names=scenario_names,
+        scenarios=scenarios,
     )
     truth = ground_truth(network, injected)
     write_ground_truth(lake, summary.ground_truth_uri, truth)
     summary.ground_truth_rows = len(truth)
     summary.scenarios = [
-        ScenarioSummary(s.name, s.host_ip, s.peers, len(s.sessions), s.window_starts) for s in injected
+        ScenarioSummary(s.name, s.kind, s.host_ip, s.peers, len(s.sessions), s.window_starts) for s in injected
     ]
     attacks = scenario_sessions(injected)
     attack_starts = attacks["start"].to_numpy(dtype=np.int64)
