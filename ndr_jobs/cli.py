@@ -75,13 +75,14 @@ app.add_typer(catalog_app, name="catalog", help="The feature catalog: counts per
 @friendly_errors
 def demo(
     home: Path | None = HOME,
-    days: float = typer.Option(5.0, help="Days of synthetic traffic per tenant (must cross the first month boundary)."),
-    start: str = typer.Option("2026-03-28", help="First day of traffic and of the projects (UTC, ISO date)."),
+    days: float = typer.Option(5.0, help="Days of synthetic traffic per tenant (must reach a day past the first month's first)."),
+    start: str = typer.Option("2026-03-29", help="First day of traffic and of the projects (UTC, ISO date)."),
     seed: int = typer.Option(7, help="Random seed of the generator."),
     fresh: bool = typer.Option(True, help="Start from an empty lake, store and instance."),
     verbose: bool = VERBOSE,
 ) -> None:
-    """Provision two tenants, generate traffic, run the 15-minute graph, the month's baselines and FG-C; summarize."""
+    """Provision two tenants, generate traffic, run the 15-minute graph, the month's baselines, FG-C, the model and
+    its scores of a held-out day; evaluate them against the ground truth and summarize."""
     from ndr_jobs.demo import run_demo
 
     quiet_terminal(verbose=verbose)
@@ -105,7 +106,7 @@ def backfill(
         "day before to 23:38), or a month (baselines)."
     ),
     end: str = typer.Option(..., help="Last partition (inclusive), same forms as --start."),
-    kind: str = typer.Option("traffic", help="traffic (delta, pair_counts, fg_a), fg_c, or baselines (inventory + FG-B, months)."),
+    kind: str = typer.Option("traffic", help="traffic (delta, pair_counts, fg_a), fg_c, scoring (predictions + join), or months: baselines (inventory + FG-B), models (coverage + if_model)."),
     assets: str | None = typer.Option(
         None, "--assets", help="Comma-separated assets of the kind's job to run, e.g. delta,pair_counts (default: all)."
     ),
@@ -144,10 +145,9 @@ def evaluate(
     """Score the project's predictions against the synthetic ground truth (ROC-AUC, PR-AUC, P@k, day-rank)
     next to the largest-|z_mad| baseline; print the table and record it on the month's if_model."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from ndr_jobs.backfill import use_home
-    from ndr_jobs.evaluation import TOP_OF_DAY, evaluate_project
+    from ndr_jobs.evaluation import TOP_OF_DAY, detection_table, evaluate_project
 
     quiet_terminal(verbose=verbose)
     use_home(home)
@@ -161,14 +161,7 @@ def evaluate(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         bar.add_task(f"{project}: evaluating {start} .. {end}", total=None)
         outcome = evaluate_project(project, start, end, k_values=k_values, ground_truth=ground_truth)
-    report = outcome.report
-    table = Table(title=f"{project}: detection quality, {start} .. {end} ({report.windows} windows, "
-                  f"{report.host_windows:,} host-windows); model / baseline (largest |z_mad|)")
-    for column in ("scenario", "positives", "ROC-AUC", "PR-AUC", *[f"P@{v}" for v in k_values], "worst day-rank"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
-    for cells in report.cells():
-        table.add_row(*cells)
-    console.print(table)
+    console.print(detection_table(project, start, end, outcome.report))
     console.print(f"worst day-rank: the scenario host's best rank in its day, on its worst day (goal: <= {TOP_OF_DAY}); "
                   f"predictions {outcome.predictions_uri}, ground truth {outcome.ground_truth_uri}",
                   highlight=False, soft_wrap=True)

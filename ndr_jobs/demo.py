@@ -147,7 +147,7 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
             instance.dispose()
     _print_summary(outcome, generation, paths, time.monotonic() - began, overrides)
     _print_models(outcome)
-    _print_findings(store, lake, start, end)
+    _print_detection_quality(outcome, scored_from, end)
     _print_top_host_windows(store, lake, outcome)
     console.print(f"Demo finished in {time.monotonic() - began:.0f} s. Open the UI with: [bold].venv/bin/ndr dev[/] "
                   "(then http://localhost:3000)")
@@ -172,6 +172,21 @@ def _print_models(outcome: DemoOutcome) -> None:
     console.print(table)
 
 
+def _print_detection_quality(outcome: DemoOutcome, scored_from: datetime, end: datetime) -> None:
+    """``ndr evaluate`` of the held-out day(s) per project: model vs the largest-|z_mad| baseline."""
+    from ndr_jobs.evaluation import detection_table, evaluate_project
+    from ndr_resources.spark import build_spark_session
+
+    first_day = scored_from.date().isoformat()
+    last_day = (end - timedelta(seconds=1)).date().isoformat()
+    spark = build_spark_session()
+    for run in outcome.scoring:
+        evaluation = evaluate_project(run.project, first_day, last_day, spark=spark)
+        console.print(detection_table(run.project, first_day, last_day, evaluation.report))
+    console.print("worst day-rank: the attack host's best rank among the day's host-windows, on its worst day "
+                  "(goal <= 20); also recorded on each project's if_model")
+
+
 def _print_top_host_windows(store, lake, outcome: DemoOutcome, top: int = 8) -> None:
     """The highest-scored host-windows of the held-out day per project, with what drove each score."""
     from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
@@ -194,58 +209,6 @@ def _print_top_host_windows(store, lake, outcome: DemoOutcome, top: int = 8) -> 
             table.add_row(row["host_ip"], f"{row['window_end_ts']:%Y-%m-%d %H:%M}", f"{row['prediction_score']:.3f}",
                           str(row["prediction_label"]), why)
         console.print(table)
-
-
-def _print_findings(store, lake, start: datetime, end: datetime) -> None:
-    """Per injected scenario: how high the scenario host ranks on the FG-A and FG-C features meant to reveal it."""
-    from ndr_assets.transforms.fg_c import resolve_fg_c_lists
-    from ndr_assets.transforms.windows import window_starts
-    from ndr_jobs.findings import REVEALING_FG_C_FEATURE, scenario_findings
-    from ndr_jobs.synthetic.writers import ground_truth_uri
-    from ndr_resources.spark import build_spark_session
-    from ndr_resources.specs import FgABuilderSpec, FgCBuilderSpec
-
-    scored_windows = window_starts(
-        floor_to_window_start(first_baseline_month(start) + timedelta(minutes=SLICE_MINUTES)), end
-    )
-    table = Table(title="What the features show about the injected attacks (scored month, before any model)")
-    for column in ("project", "scenario", "host", "windows", "FG-A feature", "pct", "FG-C feature", "pct"):
-        table.add_column(column)
-    spark = build_spark_session()
-    for org1, org2 in DEMO_TENANTS:
-        project = project_name_for(org1, org2)
-        fg_a_spec = store.load_typed_spec(FgABuilderSpec, project, "fg_a_builder", FEATURE_SPEC_VERSION)
-        fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", FEATURE_SPEC_VERSION)
-        truth = ground_truth_uri(DEMO_BUCKET, org1, org2)
-        fg_a = scenario_findings(spark, lake, fg_a_uri=fg_a_spec.fg_a_output.s3_prefix, ground_truth_uri=truth,
-                                 window_starts=scored_windows)
-        fg_c = scenario_findings(
-            spark, lake, fg_a_uri=fg_c_spec.fg_c_output.s3_prefix, ground_truth_uri=truth, window_starts=scored_windows,
-            revealing=REVEALING_FG_C_FEATURE, schema=resolve_fg_c_lists(fg_c_spec).schema(),
-        )
-        fg_c_by_scenario = _by_scenario(fg_c)
-        for (scenario, host), group in sorted(_by_scenario(fg_a).items()):
-            best_a = _best(group)
-            scenario_fg_c = fg_c_by_scenario.get((scenario, host))
-            best_c = _best(scenario_fg_c) if scenario_fg_c else None
-            table.add_row(project, scenario, host, str(len(group)), best_a.feature, _pct(best_a),
-                          best_c.feature if best_c else "-", _pct(best_c) if best_c else "-")
-    console.print(table)
-
-
-def _by_scenario(findings: list) -> dict[tuple[str, str], list]:
-    grouped: dict[tuple[str, str], list] = {}
-    for finding in findings:
-        grouped.setdefault((finding.scenario, finding.host_ip), []).append(finding)
-    return grouped
-
-
-def _best(group: list):
-    return max(group, key=lambda f: -1 if f.percentile is None else f.percentile)
-
-
-def _pct(finding) -> str:
-    return "-" if finding.percentile is None else f"{100 * finding.percentile:.1f}%"
 
 
 def _table(title: str, columns: Sequence[str], left: Sequence[str] = ("project", "failed checks")) -> Table:

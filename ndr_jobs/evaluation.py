@@ -368,6 +368,19 @@ def evaluate_detection(
 # ---------------------------------------------------------------- `ndr evaluate`: a project's range, recorded on its model
 
 
+def detection_table(project: str, first_day: str, last_day: str, report: EvaluationReport):
+    """The report as a rich table: one row per scenario and overall, model / baseline in each cell."""
+    from rich.table import Table
+
+    table = Table(title=f"{project}: detection quality, {first_day} .. {last_day} ({report.windows} windows, "
+                  f"{report.host_windows:,} host-windows); model / baseline (largest |z_mad|)")
+    for column in ("scenario", "positives", "ROC-AUC", "PR-AUC", *[f"P@{v}" for v in report.k_values], "worst day-rank"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for cells in report.cells():
+        table.add_row(*cells)
+    return table
+
+
 def day_window_starts(first_day: str, last_day: str) -> list[datetime]:
     """Window starts of the days ``first_day`` .. ``last_day`` (ISO dates), as ``ndr backfill`` tiles days."""
     from datetime import UTC, date
@@ -405,6 +418,7 @@ def evaluate_project(
 ) -> ProjectEvaluation:
     """Resolve the project's specs from the parameter store, evaluate the days, and record the table
     as an observation of the project's ``if_model`` for each month of the range."""
+    from ndr_assets.models.scoring_asset import versioned_uri
     from ndr_assets.naming import IF_MODEL, asset_key
     from ndr_assets.transforms.fg_c import resolve_fg_c_lists
     from ndr_jobs.synthetic.writers import ground_truth_uri
@@ -422,7 +436,7 @@ def evaluate_project(
     version = config.feature_spec_version
     predictions_spec = store.load_typed_spec(InferencePredictionsSpec, project, "inference_predictions", version)
     fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", version)
-    predictions_uri = f"{predictions_spec.output.s3_prefix}feature_spec_version={version}/"
+    predictions_uri = versioned_uri(predictions_spec.output.s3_prefix, version)
     truth_uri = ground_truth or ground_truth_uri(bucket_of(config.ingestion_prefix), config.org1, config.org2)
     windows = day_window_starts(first_day, last_day)
     if spark is None:
