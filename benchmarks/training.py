@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             [sys.executable, "-m", "benchmarks.training", "--one", str(rows), "--features", str(args.features),
              "--trials", str(trials)], capture_output=True, text=True, check=True, env=os.environ.copy())
         figures.append(json.loads(child.stdout.strip().splitlines()[-1]))
-        print(f"done {rows} rows", file=sys.stderr)
+        # Each size as it finishes: the large ones take long, and a stopped run keeps the rest.
+        print(json.dumps(figures[-1]), file=sys.stderr, flush=True)
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     header = ("rows", "features", "kept", "trials", "seconds", "tuning_seconds", "frame_mib", "rss_before_mib",
