@@ -1,0 +1,153 @@
+"""Hyper-parameter search for the Isolation Forest with a label-free objective.
+
+Candidates are the points of the ``search_space`` grid (keys in the spec's order): ``grid`` tries
+them in order, ``random`` in a seeded random order without repetition; at most ``max_trials``.
+The clock is read between trials: once ``timeout_seconds`` have passed no further trial starts
+(the first trial always runs, so there is a best one) and the result says so.
+
+Objective (higher is better), both parts in [0, 1]:
+
+- ``separation``: how far the top tail of scores stands from the bulk,
+  ``raw = (mean of the top 1% of scores - median) / IQR``, normalised as ``raw / (1 + raw)``.
+- ``stability``: Spearman rank correlation of the scores of two forests with the same parameters
+  and seeds ``seed`` and ``seed + 1`` (clipped at 0: anti-correlated is as useless as unrelated).
+
+``objective = sum(w_k * part_k) / sum(w_k)`` with ``objective_weights``. Scores are
+``-score_samples`` (higher is more anomalous), on a seeded subsample of at most
+:data:`EVALUATION_ROWS` rows. Ties go to the earlier trial.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.ensemble import IsolationForest
+
+from ndr_resources.model_specs import Tuning
+
+OBJECTIVE_PARTS = ("separation", "stability")
+TOP_TAIL_SHARE = 0.01
+# Scoring dominates a trial's cost (fitting uses max_samples rows per tree); this many rows give
+# a top 1% of 200 scores, enough for a stable tail mean.
+EVALUATION_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    trials: list[dict]
+    best: dict  # the best trial's record
+    stopped_early: bool
+    stop_reason: str | None
+    candidates: int  # points of the search space (before max_trials)
+    seconds: float
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return dict(self.best["params"])
+
+    def to_report(self) -> dict:
+        return {
+            "trials_run": len(self.trials), "candidates": self.candidates, "stopped_early": self.stopped_early,
+            "stop_reason": self.stop_reason, "best_trial": self.best["trial"], "best_params": self.best_params,
+            "best_objective": self.best["objective"], "seconds": self.seconds,
+        }
+
+
+def candidate_params(tuning: Tuning, *, seed: int) -> tuple[list[dict[str, Any]], int]:
+    """The parameter sets to try, in trial order, and how many points the space has."""
+    keys = list(tuning.search_space)
+    grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(tuning.search_space[k] for k in keys))]
+    if tuning.method == "random":
+        order = np.random.default_rng(seed).permutation(len(grid))
+        grid_in_order = [grid[i] for i in order]
+    else:
+        grid_in_order = grid
+    return grid_in_order[: tuning.max_trials], len(grid)
+
+
+def objective_weights(tuning: Tuning) -> dict[str, float]:
+    weights = dict(tuning.objective_weights)
+    unknown = sorted(set(weights) - set(OBJECTIVE_PARTS))
+    if unknown:
+        raise ValueError(f"tuning.objective_weights names unknown part(s) {unknown}; known: {list(OBJECTIVE_PARTS)}")
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"tuning.objective_weights must be non-negative with a positive sum, got {weights}")
+    return {part: float(weights.get(part, 0.0)) for part in OBJECTIVE_PARTS}
+
+
+def forest_for(params: dict[str, Any], n_rows: int, seed: int) -> IsolationForest:
+    """An unfitted forest; ``max_samples`` above the row count is capped to it (sklearn would warn)."""
+    kwargs = dict(params)
+    max_samples = kwargs.get("max_samples", "auto")
+    if isinstance(max_samples, int) and not isinstance(max_samples, bool):
+        kwargs["max_samples"] = min(max_samples, n_rows)
+    return IsolationForest(random_state=seed, n_jobs=1, **kwargs)
+
+
+def separation(scores: np.ndarray) -> tuple[float, float]:
+    """(raw, normalised) distance of the top 1% of scores from the median, in IQRs."""
+    scores = np.asarray(scores, dtype=np.float64)
+    top_n = max(1, int(np.ceil(TOP_TAIL_SHARE * scores.size)))
+    top_mean = np.sort(scores)[-top_n:].mean()
+    q25, median, q75 = np.quantile(scores, [0.25, 0.5, 0.75])
+    iqr = q75 - q25
+    if iqr <= 0:
+        # Every score in the bulk is the same: no tail can be told from it.
+        return 0.0, 0.0
+    raw = max(0.0, (top_mean - median) / iqr)
+    return float(raw), float(raw / (1.0 + raw))
+
+
+def rank_stability(scores_a: np.ndarray, scores_b: np.ndarray) -> float:
+    if np.ptp(scores_a) == 0 or np.ptp(scores_b) == 0:
+        return 0.0
+    rho = spearmanr(scores_a, scores_b).statistic
+    return float(max(0.0, rho)) if np.isfinite(rho) else 0.0
+
+
+def tune(z: np.ndarray, tuning: Tuning, *, seed: int, trial_prefix: str = "trial",
+         clock: Callable[[], float] = time.perf_counter) -> TuningResult:
+    """Search the Isolation Forest parameters on the preprocessed, selected matrix ``z``."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 1:
+        raise ValueError(f"tuning needs at least 2 rows and 1 feature, got shape {z.shape}")
+    weights = objective_weights(tuning)
+    candidates, space_size = candidate_params(tuning, seed=seed)
+    rng = np.random.default_rng(seed)
+    evaluation = z if z.shape[0] <= EVALUATION_ROWS else z[np.sort(rng.choice(z.shape[0], EVALUATION_ROWS, replace=False))]
+
+    started = clock()
+    trials: list[dict] = []
+    stop_reason = None
+    for number, params in enumerate(candidates):
+        elapsed = clock() - started
+        if trials and elapsed >= tuning.timeout_seconds:
+            stop_reason = (f"timeout: {elapsed:.1f} s >= {tuning.timeout_seconds:g} s after {len(trials)} of "
+                           f"{len(candidates)} trials")
+            break
+        trial_started = clock()
+        scores = -forest_for(params, z.shape[0], seed).fit(z).score_samples(evaluation)
+        other = -forest_for(params, z.shape[0], seed + 1).fit(z).score_samples(evaluation)
+        separation_raw, separation_part = separation(scores)
+        stability_part = rank_stability(scores, other)
+        parts = {"separation": separation_part, "stability": stability_part}
+        objective = sum(weights[p] * parts[p] for p in OBJECTIVE_PARTS) / sum(weights.values())
+        trials.append({
+            "trial": f"{trial_prefix}-{number:03d}",
+            "number": number,
+            "params": dict(params),
+            "objective": float(objective),
+            "separation": separation_part,
+            "separation_raw": separation_raw,
+            "stability": stability_part,
+            "seconds": round(clock() - trial_started, 4),
+        })
+    best = max(trials, key=lambda t: (t["objective"], -t["number"]))
+    return TuningResult(trials=trials, best=best, stopped_early=stop_reason is not None, stop_reason=stop_reason,
+                        candidates=space_size, seconds=round(clock() - started, 4))
