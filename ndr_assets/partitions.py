@@ -91,7 +91,7 @@ def add_months(month_start: datetime, months: int) -> datetime:
 
 
 def training_range(month_of_use: datetime, *, lookback_months: int, gap_months: int,
-                   in_month_days: int | None = None) -> tuple[datetime, datetime]:
+                   in_month_days: float | None = None) -> tuple[datetime, datetime]:
     """[start, end) of the windows the model of ``month_of_use`` learns from.
 
     ``lookback_months`` whole months ending ``gap_months`` before the month of use (4 and 1: the
@@ -105,7 +105,7 @@ def training_range(month_of_use: datetime, *, lookback_months: int, gap_months: 
 
 
 def training_windows_mapping(*, lookback_months: int, gap_months: int,
-                             in_month_days: int | None = None) -> dg.TimeWindowPartitionMapping:
+                             in_month_days: float | None = None) -> dg.TimeWindowPartitionMapping:
     """Monthly model -> its 15-minute training windows (offsets count in months on the monthly side)."""
     if in_month_days:
         return dg.TimeWindowPartitionMapping(start_offset=0, end_offset=0, allow_nonexistent_upstream_partitions=True)
@@ -116,7 +116,7 @@ def training_windows_mapping(*, lookback_months: int, gap_months: int,
 
 
 def training_window_starts(month_of_use: datetime, *, lookback_months: int, gap_months: int,
-                           in_month_days: int | None = None) -> list[datetime]:
+                           in_month_days: float | None = None) -> list[datetime]:
     """Starts of the 15-minute windows of :func:`training_range` (the first holds the range's first
     instant), the same windows :func:`training_windows_mapping` maps the month to."""
     start, end = training_range(month_of_use, lookback_months=lookback_months, gap_months=gap_months,

@@ -64,13 +64,13 @@ class TrainingWindow(SpecModel):
 
     By default the ``lookback_months`` months that end ``gap_months`` before the month of use
     (4 and 1: the 2026-06 model learns 2026-01..04). ``in_month_days`` replaces that with the first
-    N days of the month of use itself, for histories too short to hold whole months (the model then
+    N days (may be fractional) of the month of use itself, for histories too short to hold whole months (the model then
     scores only the windows after them out of sample; the predictions say which were in sample).
     """
 
     lookback_months: int = Field(default=4, ge=1, le=24)
     gap_months: int = Field(default=1, ge=0, le=12)
-    in_month_days: int | None = Field(default=None, ge=1, le=27)
+    in_month_days: float | None = Field(default=None, gt=0, le=27)
 
 
 class TrainingOutput(SpecModel):

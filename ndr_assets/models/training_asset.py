@@ -207,8 +207,7 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
         version = model_version_for(spec, month)
         trained_on = {
             "first_window_end": span["first"].isoformat(), "last_window_end": span["last"].isoformat(),
-            "rows": int(span["rows"]), "sampled_rows": len(sample), "sampling": _jsonable(sampling),
-            "training_start": start.isoformat(), "training_end": end.isoformat(),
+            "rows": int(span["rows"]), "sampled_rows": len(sample), "sampling": sampling.to_metadata(),
         }
         spec_for_version = spec.model_copy(update={"model": spec.model.model_copy(update={"version": version})})
         result = train_model(sample, catalog_features, spec_for_version, month=f"{month:%Y-%m}", trained_on=trained_on)
@@ -218,7 +217,8 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
         lake.write_bytes(archive_uri, archive)
         report_dir = join_uri(spec.output.report_s3_prefix, f"month={month:%Y-%m}", f"version={version}")
         report_uri = join_uri(report_dir, "report.json")
-        lake.write_json(report_uri, {**result.report, "trained_on": trained_on, "archive": archive_uri})
+        lake.write_json(report_uri, {**result.report, "training_range": [start.isoformat(), end.isoformat()],
+                                     "archive": archive_uri})
         trials_uri = join_uri(report_dir, "trials.jsonl")
         lake.write_bytes(trials_uri, "".join(json.dumps(t, default=str) + "\n" for t in result.trials).encode())
         image_prefix = spec.output.model_image_prefix or spec.output.report_s3_prefix
@@ -230,9 +230,9 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
         features_hash = hashlib.sha256("\n".join(bundle["features"]).encode()).hexdigest()[:16]
         _write_back(context, parameter_store, project, spec, month, bundle, archive_uri, features_hash)
 
-        dropped = result.report.get("dropped_features", [])
-        accounted = set(bundle["features"]) | {d["feature"] if isinstance(d, dict) else d for d in dropped}
-        scores = result.report.get("score_summary", {})
+        dropped = result.report["features"]["dropped"]
+        accounted = set(bundle["features"]) | {d["feature"] for d in dropped}
+        scores = result.report["score_summary"]
         first, last = span["first"].replace(tzinfo=UTC), span["last"].replace(tzinfo=UTC)
         # A window belongs to the range when it starts in it: it ends after the start, at most 15 min past the end.
         in_range = start < first and last <= end + timedelta(minutes=SLICE_MINUTES)
@@ -240,16 +240,15 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
             metadata={
                 "model_version": version, "training_range": f"{start:%Y-%m-%d} .. {end:%Y-%m-%d}",
                 "training_windows": len(windows), "rows": int(span["rows"]), "sampled_rows": len(sample),
-                "sampling": dg.MetadataValue.json(_jsonable(sampling)),
+                "sampling": dg.MetadataValue.json(sampling.to_metadata()),
                 "features_in": len(catalog_features), "features_kept": len(bundle["features"]),
                 "features_dropped": len(dropped),
-                "dropped": dg.MetadataValue.md(_markdown_table(
-                    [d if isinstance(d, dict) else {"feature": d} for d in dropped], ["feature", "reason"])),
+                "dropped": dg.MetadataValue.md(_markdown_table(dropped, ["feature", "stage", "reason"])),
                 "trials": dg.MetadataValue.md(_markdown_table(
                     [{**t.get("params", {}), **{k: t.get(k) for k in ("objective", "separation", "stability", "seconds")}}
                      for t in result.trials],
                     sorted({k for t in result.trials for k in t.get("params", {})}) + ["objective", "separation", "stability", "seconds"])),
-                "best_params": dg.MetadataValue.json(_jsonable(result.report.get("best_params", {}))),
+                "best_params": dg.MetadataValue.json(_jsonable(result.report["best_params"])),
                 "score_threshold": float(bundle["score_threshold"]),
                 "score_histogram": dg.MetadataValue.md(histogram_markdown(result.histogram_png)),
                 "artifact": dg.MetadataValue.path(archive_uri), "report": dg.MetadataValue.path(report_uri),
@@ -278,10 +277,6 @@ def _finite(values) -> bool:
 
 
 def _jsonable(value):
-    import dataclasses
-
-    if dataclasses.is_dataclass(value):
-        value = dataclasses.asdict(value)
     return json.loads(json.dumps(value, default=str))
 
 
