@@ -1,4 +1,5 @@
-"""A month partition end to end through Dagster: inventory + FG-B for April, then April's FG-C windows.
+"""A month partition end to end through Dagster: inventory + FG-B for April, April's FG-C windows, the
+April model (trained on April's first half hour) and the scores and join of the windows after it.
 
 One small synthetic tenant starts on 2026-03-31; its 15-minute graph runs to 2026-04-01 00:38. The
 demo-style spec values shorten both horizons to the one day of history there is: the same code
@@ -15,22 +16,33 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from ndr_assets.baselines.datasets import baseline_partition, fg_b_table_uri
+from ndr_assets.models.artifacts import load_bundle
+from ndr_assets.models.bundle import preprocess
+from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
+from ndr_assets.models.scoring_asset import versioned_uri
 from ndr_assets.transforms.schemas import FG_B_IP_METADATA_SCHEMA, fg_a_schema
 from ndr_jobs.backfill import backfill_project
 from ndr_jobs.synthetic.generate import generate_traffic
 from ndr_jobs.synthetic.writers import warehouse_tables_uri
 from ndr_resources.environments import LocalPaths
 from ndr_resources.lake import LocalLake, join_uri
+from ndr_resources.model_specs import InferencePredictionsSpec
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
-from ndr_resources.specs import FgBBuilderSpec, FgCBuilderSpec
+from ndr_resources.specs import FgABuilderSpec, FgBBuilderSpec, FgCBuilderSpec
 from seeds.provision import provision
 
 PROJECT = "ndr-acme-finance"
 BUCKET = "ndr-test"
 MONTH = datetime(2026, 4, 1, tzinfo=UTC)
-OVERRIDES = {"fg_b_builder": {"horizon_days": {"7d": 1, "30d": 1}, "support_min": 4}}
-# 2026-03-30 23:53 .. 2026-04-01 00:23 (window starts): 100 windows.
-WINDOWS = 100
+OVERRIDES = {
+    "fg_b_builder": {"horizon_days": {"7d": 1, "30d": 1}, "support_min": 4},
+    # The model learns from April's first 30 minutes (FG-C windows 00:08 and 00:23) with two trials.
+    "if_training": {"window": {"in_month_days": 1 / 48}, "tuning": {"max_trials": 2}},
+}
+# 2026-03-30 23:53 .. 2026-04-01 01:23 (window starts): 104 windows.
+WINDOWS = 104
+FG_C_WINDOWS = ("2026-04-01-00:08", "2026-04-01-00:23", "2026-04-01-00:38", "2026-04-01-00:53", "2026-04-01-01:08",
+                "2026-04-01-01:23")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +61,7 @@ def runs(tmp_path_factory):
                          days=WINDOWS / 96, seed=3, scale=0.3, hosts_per_tenant=30)
         with dg.DagsterInstance.ephemeral() as instance:
             out = {
-                "traffic": backfill_project(PROJECT, "2026-03-30-23:53", "2026-04-01-00:23", instance=instance),
+                "traffic": backfill_project(PROJECT, "2026-03-30-23:53", "2026-04-01-01:23", instance=instance),
                 "fg_c_too_early": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-00:23", instance=instance,
                                                    kind="fg_c"),
                 "fg_b_without_inventory": backfill_project(
@@ -57,7 +69,14 @@ def runs(tmp_path_factory):
                     asset_selection=["fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity"],
                 ),
                 "baselines": backfill_project(PROJECT, "2026-04", "2026-04", instance=instance, kind="baselines"),
-                "fg_c": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-00:23", instance=instance, kind="fg_c"),
+                "fg_c": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-01:23", instance=instance, kind="fg_c"),
+                "scoring_without_model": backfill_project(PROJECT, "2026-04-01-00:38", "2026-04-01-00:38",
+                                                          instance=instance, kind="scoring"),
+                "models": backfill_project(PROJECT, "2026-04", "2026-04", instance=instance, kind="models"),
+                "models_without_features": backfill_project(PROJECT, "2026-05", "2026-05", instance=instance,
+                                                            kind="models"),
+                "scoring": backfill_project(PROJECT, "2026-04-01-00:38", "2026-04-01-01:23", instance=instance,
+                                            kind="scoring"),
                 "regular_two_months": backfill_project(
                     PROJECT, "2026-04", "2026-05", instance=instance, kind="baselines",
                     asset_selection=["fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity"],
@@ -71,7 +90,8 @@ def runs(tmp_path_factory):
             }
             out["materialized"] = {
                 name: instance.get_materialized_partitions(dg.AssetKey([PROJECT, name]))
-                for name in ("machine_inventory", "fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity", "fg_c")
+                for name in ("machine_inventory", "fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity", "fg_c",
+                             "training_data_verification", "if_model", "predictions", "prediction_feature_join")
             }
         yield out, lake, store
 
@@ -130,7 +150,7 @@ def test_fg_c_scores_every_fg_a_row_with_the_right_baseline(runs, spark):
     out, lake, store = runs
     fg_c_outcome = out["fg_c"].raise_on_failure()
     assert fg_c_outcome.failed_checks == ()
-    assert out["materialized"]["fg_c"] == {"2026-04-01-00:08", "2026-04-01-00:23"}
+    assert out["materialized"]["fg_c"] == set(FG_C_WINDOWS)
     spec = store.load_typed_spec(FgCBuilderSpec, PROJECT, "fg_c_builder", "v1")
     fg_a_rows = spark.read.schema(fg_a_schema()).parquet(lake.spark_uri(join_uri(spec.fg_a_input.s3_prefix, "dt=2026-04-01")))
     fg_c = spark.read.parquet(lake.spark_uri(join_uri(spec.fg_c_output.s3_prefix, "dt=2026-04-01")))
@@ -144,3 +164,72 @@ def test_fg_c_scores_every_fg_a_row_with_the_right_baseline(runs, spark):
     assert imputation["host_baseline"] + imputation["segment_cold_start"] + imputation["segment_no_history"] == (
         imputation["host_windows"]
     )
+
+
+# ---------------------------------------------------------------- the month's model, its scores and the join
+
+
+def test_scoring_before_the_months_model_fails_naming_it(runs):
+    out, _, _ = runs
+    error = out["scoring_without_model"].error
+    assert error is not None and "no model for 2026-04" in error and "if_model for 2026-04-01" in error
+
+
+def test_a_model_without_its_training_windows_is_blocked_by_the_coverage_check(runs):
+    out, _, _ = runs
+    blocked = out["models_without_features"]
+    assert blocked.blocking_failed_checks == ("training_data_verification.training_windows_complete",)
+    assert "2026-05-01" not in out["materialized"]["if_model"]
+
+
+def test_month_model_is_trained_on_its_window_and_written_back(runs, spark):
+    out, lake, store = runs
+    models = out["models"].raise_on_failure()
+    assert models.failed_checks == ()
+    assert out["materialized"]["if_model"] == {"2026-04-01"}
+    meta = models.materializations["if_model"]
+    assert meta["model_version"] == "1-202604"
+    assert meta["training_windows"] == 2  # 00:08 and 00:23 (the 23:53 window starts in March: no FG-C)
+    fg_c = store.load_typed_spec(FgCBuilderSpec, PROJECT, "fg_c_builder", "v1")
+    fg_c_rows = spark.read.parquet(lake.spark_uri(join_uri(fg_c.fg_c_output.s3_prefix, "dt=2026-04-01"))).where(
+        F.col("window_end_ts") <= datetime(2026, 4, 1, 0, 38)).count()
+    assert meta["rows"] == fg_c_rows > 0
+    assert meta["features_in"] == meta["features_kept"] + meta["features_dropped"]
+    item = store.get_item(PROJECT, "inference_predictions#v1")
+    trained = item["spec"]["model"]["trained_models"]["2026-04"]
+    assert trained["model_version"] == "1-202604" and lake.exists(trained["artifact_uri"])
+    assert item["spec"]["model"]["model_version"] == "1-202604"
+    bundle = load_bundle(lake.read_bytes(trained["artifact_uri"]))
+    assert item["spec"]["preprocessing"]["features"] == bundle["features"]
+    assert len(bundle["features"]) == meta["features_kept"]
+
+
+def test_held_out_windows_are_scored_with_explanations_and_joined(runs, spark):
+    out, lake, store = runs
+    scoring = out["scoring"].raise_on_failure()
+    assert scoring.failed_checks == ()
+    assert out["materialized"]["predictions"] == set(FG_C_WINDOWS[2:])
+    assert out["materialized"]["prediction_feature_join"] == set(FG_C_WINDOWS[2:])
+    spec = store.load_typed_spec(InferencePredictionsSpec, PROJECT, "inference_predictions", "v1")
+    predictions = spark.read.schema(PREDICTIONS_SCHEMA).parquet(
+        lake.spark_uri(versioned_uri(spec.output.s3_prefix, "v1")))
+    fg_c_spec = store.load_typed_spec(FgCBuilderSpec, PROJECT, "fg_c_builder", "v1")
+    fg_c = spark.read.parquet(lake.spark_uri(join_uri(fg_c_spec.fg_c_output.s3_prefix, "dt=2026-04-01"))).where(
+        F.col("window_end_ts") > datetime(2026, 4, 1, 0, 38))
+    # Every FG-C host-window of the held-out windows has exactly one prediction, by the April model.
+    assertDataFrameEqual(predictions.select("host_ip", "window_label", "window_end_ts"),
+                         fg_c.select("host_ip", "window_label", "window_end_ts"))
+    assert predictions.select("model_version", "in_sample", "feature_spec_version").distinct().collect() == [
+        ("1-202604", False, "v1")]
+    assert predictions.where(F.size("top_features") < 3).count() == 0
+    # The stored score is the model's own score of the row's features (the in-process endpoint changed nothing).
+    bundle = load_bundle(lake.read_bytes(spec.model.trained_models["2026-04"]["artifact_uri"]))
+    fg_a_spec = store.load_typed_spec(FgABuilderSpec, PROJECT, "fg_a_builder", "v1")
+    fg_a = spark.read.schema(fg_a_schema()).parquet(lake.spark_uri(join_uri(fg_a_spec.fg_a_output.s3_prefix, "dt=2026-04-01")))
+    keys = ["host_ip", "window_label", "window_end_ts"]
+    rows = (predictions.join(fg_a, keys).join(fg_c.drop(*[c for c in fg_a.columns if c not in keys]), keys)
+            .orderBy("host_ip", "window_end_ts").limit(5).toPandas())
+    expected = -bundle["model"].score_samples(preprocess(rows[bundle["features"]].to_numpy(float), bundle["preprocessing"]))
+    assert rows["prediction_score"].to_numpy() == pytest.approx(expected, rel=1e-12)
+    join = scoring.materializations["prediction_feature_join"]
+    assert join["rows_out"] == join["prediction_rows"] == predictions.count()
