@@ -280,18 +280,16 @@ def _is_retryable(exc: Exception) -> bool:
 
 def _put_with_retries(client: Any, settings: PutRecordSettings, record: list[dict[str, str]]) -> tuple[int, int, str | None]:
     """(calls, retries, error or None) for one record."""
-    calls = 0
+    kwargs: dict[str, Any] = {"FeatureGroupName": settings.feature_group_name, "Record": record}
+    if settings.target_stores:
+        kwargs["TargetStores"] = list(settings.target_stores)
     for attempt in range(settings.max_retries + 1):
-        calls += 1
         try:
-            kwargs: dict[str, Any] = {"FeatureGroupName": settings.feature_group_name, "Record": record}
-            if settings.target_stores:
-                kwargs["TargetStores"] = list(settings.target_stores)
             client.put_record(**kwargs)
-            return calls, attempt, None
+            return attempt + 1, attempt, None
         except Exception as exc:
             if attempt == settings.max_retries or not _is_retryable(exc):
-                return calls, attempt, f"{type(exc).__name__}: {exc}"[:500]
+                return attempt + 1, attempt, f"{type(exc).__name__}: {exc}"[:500]
             # Full jitter (sleep uniformly in [0, base * 2^attempt]): concurrent writers that were
             # throttled together do not retry together.
             time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, settings.backoff_seconds * 2**attempt)))
