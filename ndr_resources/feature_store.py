@@ -16,8 +16,8 @@ Names. SageMaker feature and feature group names match ``[a-zA-Z0-9]([-_]*[a-zA-
 characters outside ``[a-zA-Z0-9_-]`` become ``_``, runs of separators collapse, leading/trailing
 separators go, and the result is cut to 55 characters plus ``_`` and the first 8 hex digits of the
 SHA-1 of the original name. A name that was already valid is kept unchanged. Every renamed column is
-listed in :attr:`FeatureStoreOutcome.renamed_features` and written next to the offline data as
-``_feature_names.json``.
+listed in :attr:`FeatureStoreOutcome.renamed_features` (for the materialization's metadata); the local
+store also writes the whole column -> feature map next to its offline data as ``_feature_names.json``.
 
 Records. ``record_id`` = ``host_ip|window_end_ts|window_label`` and ``event_time`` = the window end
 as ISO-8601 UTC (``2026-04-01T00:08:00Z``), both String features. Timestamps become ISO strings, ints
@@ -409,10 +409,10 @@ class SageMakerFeatureStore(FeatureStorePublisher):
     offline_lake_root: str | None = None
     create_timeout_seconds: float = 600.0
 
-    def _client(self) -> Any:
+    def _client(self, config: FeatureStoreConfig) -> Any:
         import boto3
 
-        return boto3.client("sagemaker", region_name=self.region_name, endpoint_url=self.endpoint_url)
+        return boto3.client("sagemaker", region_name=self.region_name or config.region, endpoint_url=self.endpoint_url)
 
     def _spark_path(self, uri: str) -> str:
         if self.offline_lake_root:
@@ -430,7 +430,7 @@ class SageMakerFeatureStore(FeatureStorePublisher):
 
         request = feature_group_definition(target.feature_group_name, schema, target, offline_s3_uri=target.offline_s3_uri,
                                            role_arn=config.role_arn, dataset=dataset, project=project)
-        client = self._client()
+        client = self._client(config)
         try:
             client.create_feature_group(**request)
         except ClientError as exc:

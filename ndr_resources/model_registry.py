@@ -241,7 +241,7 @@ class LocalModelRegistry(ModelRegistry):
     """Registry and endpoint tables as JSON lines under ``registry_uri`` in the local lake."""
 
     lake_root: str
-    registry_uri: str = "s3://ndr-models/registry"
+    registry_uri: str  # s3:// prefix of the registry tables, e.g. s3://<models-bucket>/registry
 
     def _path(self, name: str) -> Any:
         return local_path_for(join_uri(self.registry_uri, name), self.lake_root)

@@ -128,7 +128,9 @@ WINDOW_SCHEMA = T.StructType([
 def _rows(n: int, hour: int = 0) -> list[tuple]:
     end = dt.datetime(2026, 4, 1, hour, 8)
     # sessions: big enough that a float round trip would show (2**53 + 1 is not a double)
-    return [(f"10.0.{i // 250}.{i % 250}", "night", end, 2**53 + i, None if i % 5 == 0 else i * 1.5) for i in range(n)]
+    # bytes: null every 5th row, NaN for row 3 (both absent from a PutRecord)
+    return [(f"10.0.{i // 250}.{i % 250}", "night", end, 2**53 + i, None if i % 5 == 0 else float("nan") if i == 3 else i * 1.5)
+            for i in range(n)]
 
 
 def test_local_store_writes_an_offline_table_partitioned_like_sagemaker(spark, tmp_path):
@@ -329,6 +331,8 @@ def test_put_record_retries_throttling_and_delivers_every_record_exactly_once(ex
         "bytes_src_sum_w_15m": "1.5",
     }
     assert "bytes_src_sum_w_15m" not in peer.records["10.0.0.0|2026-04-01T00:08:00Z|night"]  # null: left out
+    assert "bytes_src_sum_w_15m" not in peer.records["10.0.0.3|2026-04-01T00:08:00Z|night"]  # NaN: left out
+    assert peer.records["10.0.0.39|2026-04-01T00:08:00Z|night"]["bytes_src_sum_w_15m"] == "58.5"
 
 
 def test_a_peer_that_always_fails_is_reported_as_failed_records(executors_with_fake_aws, sagemaker_store, online_group):
