@@ -279,9 +279,13 @@ def start_peer(**kwargs) -> FeatureStorePeer:
     return peer
 
 
-@pytest.fixture
+@pytest.fixture(scope="module", autouse=True)
 def executors_with_fake_aws(spark):
-    """The fake credentials in the Python workers' environment too (boto3 signs there, not on the driver)."""
+    """The fake credentials in the Python workers' environment too (boto3 signs there, not on the driver).
+
+    Module-wide: Spark starts one Python worker daemon per distinct environment, so every test here
+    shares one instead of paying for a second.
+    """
     env = spark.sparkContext.environment
     saved = {k: env.get(k) for k in FAKE_AWS_ENV}
     env.update(FAKE_AWS_ENV)
