@@ -276,6 +276,8 @@ class LocalModelRegistry(ModelRegistry):
     def register(self, *, project: str, model_package_group: str, model_version: str, archive_uri: str, image_uri: str,
                  attributes: dict[str, Any], approval_status: str = "Approved") -> RegisteredModel:
         _check_registration(project, model_package_group, archive_uri, approval_status)
+        if not local_path_for(archive_uri, self.lake_root).is_file():
+            raise RegistryError(project, "pipeline_model_publish", "archive_uri", f"{archive_uri} does not exist in the lake")
         metadata = model_package_metadata(project, model_version, attributes)
         with self._locked():
             version = 1 + sum(1 for line in self._lines("model_packages.jsonl") if line["model_package_group"] == model_package_group)
@@ -361,13 +363,22 @@ class SageMakerModelRegistry(ModelRegistry):
 
     def register(self, *, project: str, model_package_group: str, model_version: str, archive_uri: str, image_uri: str,
                  attributes: dict[str, Any], approval_status: str = "Approved") -> RegisteredModel:
+        from botocore.exceptions import ClientError
+
         _check_registration(project, model_package_group, archive_uri, approval_status)
+        s3 = self._client("s3")
+        bucket, key = split_s3_uri(archive_uri)
+        try:
+            # A version whose archive is missing would only fail later, when an endpoint tries to load it.
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            raise RegistryError(project, "pipeline_model_publish", "archive_uri", f"{archive_uri} cannot be read: {exc}") from exc
         metadata = model_package_metadata(project, model_version, attributes)
         document = json.dumps({"project": project, "model_version": model_version, "attributes": attributes},
                               sort_keys=True, indent=1, default=str).encode("utf-8")
         attributes_uri = join_uri(archive_uri.rsplit("/", 1)[0], f"model_attributes-{hashlib.sha256(document).hexdigest()[:12]}.json")
         bucket, key = split_s3_uri(attributes_uri)
-        self._client("s3").put_object(Bucket=bucket, Key=key, Body=document, ContentType="application/json")
+        s3.put_object(Bucket=bucket, Key=key, Body=document, ContentType="application/json")
         client = self._client()
         self._ensure_group(client, project, model_package_group)
         response = client.create_model_package(

@@ -34,14 +34,26 @@ ATTRIBUTES = {
 }
 
 
-@pytest.fixture(params=["local", "sagemaker"])
-def registry(request, tmp_path) -> ModelRegistry:
-    if request.param == "local":
-        return LocalModelRegistry(lake_root=str(tmp_path), registry_uri=f"s3://{BUCKET}/registry")
-    endpoint = request.getfixturevalue("moto_endpoint")
+ARCHIVES = [f"if_training/{month}/model.tar.gz" for month in ("2026-05-01", "2026-06-01", "v1")]
+
+
+def _moto_bucket(endpoint: str) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
+    for key in ARCHIVES:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"archive")
+
+
+@pytest.fixture(params=["local", "sagemaker"])
+def registry(request, tmp_path) -> ModelRegistry:
+    if request.param == "local":
+        for key in ARCHIVES:
+            (tmp_path / BUCKET / key).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / BUCKET / key).write_bytes(b"archive")
+        return LocalModelRegistry(lake_root=str(tmp_path), registry_uri=f"s3://{BUCKET}/registry")
+    endpoint = request.getfixturevalue("moto_endpoint")
+    _moto_bucket(endpoint)
     return SageMakerModelRegistry(region_name="us-east-1", endpoint_url=endpoint)
 
 
@@ -105,12 +117,17 @@ def test_register_twice_gives_two_versions_with_their_attributes(registry):
 
 
 def test_invalid_registration_fails_naming_the_key(registry):
-    with pytest.raises(RegistryError, match=r"item 'pipeline_model_publish', key 'archive_uri'"):
+    with pytest.raises(RegistryError, match=r"item 'pipeline_model_publish', key 'archive_uri'.*not an s3:// model.tar.gz"):
         registry.register(project=PROJECT, model_package_group=_group(), model_version="v1",
                           archive_uri=f"s3://{BUCKET}/if/model.pkl", image_uri=IMAGE, attributes={})
+    with pytest.raises(RegistryError, match=r"project 'ndr-acme', item 'pipeline_model_publish', key 'archive_uri': "
+                                            r"s3://ndr-acme-models/if_training/2026-07-01/model.tar.gz"):
+        _register(registry, _group(), "2026-07-01")  # no such archive
+    with pytest.raises(RegistryError, match=r"key 'model_package_group'"):
+        _register(registry, "ndr_acme_if", "v1")
     with pytest.raises(RegistryError, match=r"key 'deployment.endpoint_name'"):
         registry.deploy(deployment=Deployment(), registered=_register(registry, _group(), "v1"),
-                        archive_uri=f"s3://{BUCKET}/if/model.tar.gz", image_uri=IMAGE, execution_role_arn=ROLE)
+                        archive_uri=f"s3://{BUCKET}/if_training/v1/model.tar.gz", image_uri=IMAGE, execution_role_arn=ROLE)
 
 
 def _deploy(registry, endpoint, registered):
@@ -157,9 +174,11 @@ def test_deploy_again_updates_the_endpoint_to_a_new_config(request, registry):
 def test_sagemaker_update_sends_a_valid_update_endpoint_request(moto_endpoint):
     """What moto cannot answer, botocore can check: the UpdateEndpoint call made on a redeploy."""
     registry = SageMakerModelRegistry(region_name="us-east-1", endpoint_url=moto_endpoint)
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    _moto_bucket(moto_endpoint)
     sent: list[tuple[str, dict]] = []
-    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION  # the registry's boto3.client() calls create their clients from it
     # botocore's own event on every call of this session's clients: records what is sent, changes nothing
     session.events.register("provide-client-params.sagemaker.UpdateEndpoint",
                             lambda params, model, **_: sent.append((model.name, dict(params))))
