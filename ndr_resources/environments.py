@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ndr_resources.feature_store import LocalFeatureStore, SageMakerFeatureStore
 from ndr_resources.lake import LocalLake, S3Lake
 from ndr_resources.model_endpoint import InProcessModelEndpoint, SageMakerModelEndpoint
+from ndr_resources.model_registry import LocalModelRegistry, SageMakerModelRegistry
 from ndr_resources.parameter_store.base import ParameterStore
 from ndr_resources.parameter_store.dynamodb import DynamoDBParameterStore
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
@@ -22,6 +24,8 @@ from ndr_resources.warehouse import LocalWarehouse, RedshiftWarehouse
 ENVIRONMENTS = ("local", "aws")
 HOME_ENV = "NDR_HOME"
 WAREHOUSE_TABLES_ENV = "NDR_WAREHOUSE_TABLES_URI"  # the embedded warehouse's LocalWarehouse.tables_uri
+MODEL_REGISTRY_ENV = "NDR_MODEL_REGISTRY_URI"  # the embedded registry's tables (default: its own folder in the lake)
+DEFAULT_LOCAL_REGISTRY_URI = "s3://ndr-local-registry/registry/"
 DEFAULT_HOME = ".ndr"
 
 
@@ -79,6 +83,10 @@ def resources_for(env: str) -> dict[str, Any]:
             "warehouse": LocalWarehouse(lake_root=str(paths.lake_root), tables_uri=os.environ.get(WAREHOUSE_TABLES_ENV)),
             # The trained artifact served in process by the same serving functions SageMaker runs.
             "model_endpoint": InProcessModelEndpoint(),
+            "model_registry": LocalModelRegistry(
+                lake_root=str(paths.lake_root), registry_uri=os.environ.get(MODEL_REGISTRY_ENV) or DEFAULT_LOCAL_REGISTRY_URI
+            ),
+            "feature_store": LocalFeatureStore(lake_root=str(paths.lake_root)),
         }
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     return {
@@ -87,6 +95,8 @@ def resources_for(env: str) -> dict[str, Any]:
         "spark": SparkResource(master=os.environ.get("NDR_SPARK_MASTER", "local[*]")),
         "warehouse": RedshiftWarehouse(),
         "model_endpoint": SageMakerModelEndpoint(region_name=region),
+        "model_registry": SageMakerModelRegistry(region_name=region),
+        "feature_store": SageMakerFeatureStore(region_name=region),
     }
 
 

@@ -155,6 +155,10 @@ class Deployment(SpecModel):
     strategy: Literal["create_or_update"] = "create_or_update"
     instance_type: str = "ml.m5.large"
     initial_instance_count: int = Field(default=1, ge=1)
+    # The scikit-learn serving image and the role SageMaker assumes (production; the embedded registry ignores them).
+    image_uri: str | None = None
+    execution_role_arn: str | None = None
+    model_package_group: str | None = None  # default: <project>-<model.name>
 
     @model_validator(mode="after")
     def _endpoint_when_deploying(self) -> Deployment:

@@ -27,6 +27,7 @@ from ndr_assets.partitions import (
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
 from ndr_resources.errors import ConcurrentUpdateError
 from ndr_resources.lake import Lake, join_uri
+from ndr_resources.model_registry import ModelRegistry
 from ndr_resources.model_specs import IfTrainingSpec
 from ndr_resources.parameter_store.base import ParameterStore
 from ndr_resources.projects import ProjectConfig
@@ -181,7 +182,8 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
             "inference_predictions."
         ),
     )
-    def if_model(context: dg.AssetExecutionContext, parameter_store: ParameterStore, lake: Lake, spark: SparkResource):
+    def if_model(context: dg.AssetExecutionContext, parameter_store: ParameterStore, lake: Lake, spark: SparkResource,
+                 model_registry: ModelRegistry):
         from pyspark.sql import functions as F
 
         from ndr_assets.models.artifacts import histogram_markdown, package_model
@@ -229,6 +231,28 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
                                       "model.tar.gz"), archive)
         features_hash = hashlib.sha256("\n".join(bundle["features"]).encode()).hexdigest()[:16]
         _write_back(context, parameter_store, project, spec, month, bundle, archive_uri, features_hash)
+        attributes = {
+            "training_window": {"start": start.isoformat(), "end": end.isoformat(), **trained_on},
+            "features": list(bundle["features"]),
+            "metrics": {**result.report["score_summary"], "objective": result.report["tuning"]["best_objective"]},
+            "data_hashes": {"features_sha256_16": features_hash,
+                            "sample_sha256_16": hashlib.sha256(sample.to_numpy().tobytes()).hexdigest()[:16],
+                            "archive_sha256_16": hashlib.sha256(archive).hexdigest()[:16]},
+            "best_params": _jsonable(result.report["best_params"]),
+        }
+        deployment = spec.deployment
+        registered = model_registry.register(
+            project=name, model_package_group=deployment.model_package_group or f"{name}-{spec.model.name}".replace("_", "-"),
+            model_version=version, archive_uri=archive_uri, image_uri=deployment.image_uri or "in-process",
+            attributes=attributes,
+        )
+        deployed = None
+        if deployment.deploy_on_success:
+            deployed = model_registry.deploy(deployment=deployment, registered=registered, archive_uri=archive_uri,
+                                             image_uri=deployment.image_uri or "in-process",
+                                             execution_role_arn=deployment.execution_role_arn or "")
+        context.log.info(f"{name}: registered {registered.package_arn}"
+                         + (f"; endpoint {deployed.endpoint_name} {deployed.action}" if deployed else ""))
 
         dropped = result.report["features"]["dropped"]
         accounted = set(bundle["features"]) | {d["feature"] for d in dropped}
@@ -252,6 +276,8 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
                 "score_threshold": float(bundle["score_threshold"]),
                 "score_histogram": dg.MetadataValue.md(histogram_markdown(result.histogram_png)),
                 "artifact": dg.MetadataValue.path(archive_uri), "report": dg.MetadataValue.path(report_uri),
+                "registered": registered.package_arn, "registry_version": registered.version,
+                "deployment": deployed.action if deployed else "off (deployment.deploy_on_success is false)",
             },
             check_results=[
                 dg.AssetCheckResult(check_name=MODEL_FEATURES_MATCH_CATALOG,

@@ -24,8 +24,9 @@ from ndr_assets.transforms.schemas import FG_B_IP_METADATA_SCHEMA, fg_a_schema
 from ndr_jobs.backfill import backfill_project
 from ndr_jobs.synthetic.generate import generate_traffic
 from ndr_jobs.synthetic.writers import warehouse_tables_uri
-from ndr_resources.environments import LocalPaths
+from ndr_resources.environments import DEFAULT_LOCAL_REGISTRY_URI, LocalPaths
 from ndr_resources.lake import LocalLake, join_uri
+from ndr_resources.model_registry import LocalModelRegistry
 from ndr_resources.model_specs import InferencePredictionsSpec
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
 from ndr_resources.specs import FgABuilderSpec, FgBBuilderSpec, FgCBuilderSpec
@@ -202,6 +203,14 @@ def test_month_model_is_trained_on_its_window_and_written_back(runs, spark):
     bundle = load_bundle(lake.read_bytes(trained["artifact_uri"]))
     assert item["spec"]["preprocessing"]["features"] == bundle["features"]
     assert len(bundle["features"]) == meta["features_kept"]
+    # Registered once in the embedded registry, with its training window, features and hashes.
+    registry = LocalModelRegistry(lake_root=lake.root, registry_uri=DEFAULT_LOCAL_REGISTRY_URI)
+    versions = registry.versions(project=PROJECT, model_package_group="ndr-acme-finance-isolation-forest")
+    assert [(v.version, v.model_version, v.archive_uri) for v in versions] == [(1, "1-202604", trained["artifact_uri"])]
+    attributes = registry.attributes(versions[0])
+    assert attributes["features"] == bundle["features"]
+    assert attributes["training_window"]["rows"] == meta["rows"]
+    assert set(attributes["data_hashes"]) == {"features_sha256_16", "sample_sha256_16", "archive_sha256_16"}
 
 
 def test_held_out_windows_are_scored_with_explanations_and_joined(runs, spark):
