@@ -6,6 +6,7 @@ import dagster as dg
 
 from ndr_assets.baselines.assets import build_baseline_assets
 from ndr_assets.correlation.assets import build_correlation_assets
+from ndr_assets.models.feature_store_asset import build_feature_store_asset
 from ndr_assets.models.scoring_asset import build_scoring_assets
 from ndr_assets.models.training_asset import build_training_assets
 from ndr_assets.naming import fg_b_asset_keys
@@ -28,7 +29,11 @@ def project_assets(project: ProjectConfig) -> list[dg.AssetsDefinition]:
     fg_c_key = correlation[0].key
     training = build_training_assets(project=project, fg_a_key=fg_a_key, fg_c_key=fg_c_key)
     scoring = build_scoring_assets(project=project, fg_a_key=fg_a_key, fg_c_key=fg_c_key, model_key=training[-1].key)
-    return [*traffic.values(), *baselines, *correlation, *training, *scoring]
+    feature_store = [
+        build_feature_store_asset(project=project, dataset="fg_a", upstream=traffic["fg_a"]),
+        build_feature_store_asset(project=project, dataset="fg_c", upstream=correlation[0]),
+    ]
+    return [*traffic.values(), *baselines, *correlation, *training, *scoring, *feature_store]
 
 
 def build_definitions() -> dg.Definitions:

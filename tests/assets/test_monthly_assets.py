@@ -20,8 +20,10 @@ from ndr_assets.models.artifacts import load_bundle
 from ndr_assets.models.bundle import preprocess
 from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
 from ndr_assets.models.scoring_asset import versioned_uri
+from ndr_assets.naming import missing_features_job_name
 from ndr_assets.transforms.schemas import FG_B_IP_METADATA_SCHEMA, fg_a_schema
 from ndr_jobs.backfill import backfill_project
+from ndr_jobs.definitions import build_definitions
 from ndr_jobs.synthetic.generate import generate_traffic
 from ndr_jobs.synthetic.writers import warehouse_tables_uri
 from ndr_resources.environments import DEFAULT_LOCAL_REGISTRY_URI, LocalPaths
@@ -58,6 +60,9 @@ def runs(tmp_path_factory):
         store = SqliteParameterStore(path=str(paths.parameters_db))
         provision(store, lake, project_name=PROJECT, bucket=BUCKET, feature_spec_version="v1", org1="acme",
                   org2="finance", start_date="2026-03-31", spec_overrides=OVERRIDES)
+        # FG-C (not FG-A) windows go to the embedded Feature Store's offline table.
+        item = store.get_item(PROJECT, "project_parameters#v1")
+        store.put_item({**item, "feature_store": {"groups": {"fg_c": {"feature_group_name": "ndr-acme-finance-fg-c"}}}})
         generate_traffic(lake, bucket=BUCKET, tenants=[("acme", "finance")], start=datetime(2026, 3, 31, tzinfo=UTC),
                          days=WINDOWS / 96, seed=3, scale=0.3, hosts_per_tenant=30)
         with dg.DagsterInstance.ephemeral() as instance:
@@ -70,6 +75,15 @@ def runs(tmp_path_factory):
                     asset_selection=["fg_b_host", "fg_b_segment", "fg_b_ip_metadata", "pair_rarity"],
                 ),
                 "baselines": backfill_project(PROJECT, "2026-04", "2026-04", instance=instance, kind="baselines"),
+            }
+            # April's model lacks FG-C for its two training windows: the fill job backfills exactly those.
+            fill_job = build_definitions().resolve_job_def(missing_features_job_name(PROJECT))
+            out["fill"] = fill_job.execute_in_process(
+                instance=instance, raise_on_error=False,
+                run_config={"ops": {f"{missing_features_job_name(PROJECT)}__fill": {"config": {"model_month": "2026-04"}}}},
+            )
+            out["fg_c_after_fill"] = instance.get_materialized_partitions(dg.AssetKey([PROJECT, "fg_c"]))
+            out |= {
                 "fg_c": backfill_project(PROJECT, "2026-04-01-00:08", "2026-04-01-01:23", instance=instance, kind="fg_c"),
                 "scoring_without_model": backfill_project(PROJECT, "2026-04-01-00:38", "2026-04-01-00:38",
                                                           instance=instance, kind="scoring"),
@@ -242,3 +256,27 @@ def test_held_out_windows_are_scored_with_explanations_and_joined(runs, spark):
     assert rows["prediction_score"].to_numpy() == pytest.approx(expected, rel=1e-12)
     join = scoring.materializations["prediction_feature_join"]
     assert join["rows_out"] == join["prediction_rows"] == predictions.count()
+
+
+def test_missing_feature_creation_fills_exactly_the_training_windows_without_fg_c(runs):
+    out, _, _ = runs
+    fill = out["fill"]
+    assert fill.success
+    [event] = [e for e in fill.all_events if e.event_type_value == "STEP_OUTPUT"]
+    backfills = event.event_specific_data.metadata["backfills"].value
+    assert [(b["kind"], b["first"], b["last"], b["windows"], b["ok"]) for b in backfills] == [
+        ("fg_c", "2026-04-01-00:08", "2026-04-01-00:23", 2, True)]
+    assert out["fg_c_after_fill"] == {"2026-04-01-00:08", "2026-04-01-00:23"}
+
+
+def test_fg_c_windows_reach_the_offline_feature_store_and_fg_a_publication_is_off(runs, spark):
+    out, lake, _ = runs
+    fg_c = out["fg_c"].raise_on_failure().materializations
+    published = fg_c["fg_c_feature_store"]
+    assert published["enabled"] is True and published["failed_records"] == 0
+    assert published["records"] == fg_c["fg_c"]["rows_out"]
+    offline = spark.read.parquet(lake.spark_uri(published["offline_uri"]))
+    assert offline.count() == published["records"]
+    assert {"record_id", "event_time"} <= set(offline.columns)
+    fg_a = out["traffic"].materializations["fg_a_feature_store"]
+    assert fg_a == {"enabled": False, "reason": "feature_store has no enabled group for fg_a"}
