@@ -153,7 +153,9 @@ def test_local_store_writes_an_offline_table_partitioned_like_sagemaker(spark, t
     assert first["sessions_cnt_w_15m"] == 2**53
     assert first["bytes_src_sum_w_15m"] is None
     assert first["is_deleted"] is False
-    assert got["10.0.9.9|2026-04-01T01:23:00Z|night"]["hour"] == 1  # Spark infers the partition value back
+    # The hour folder of the 01:23 window (typed 1 or "01": the lake's publish turns Spark's partition
+    # type inference off for the session, so the type depends on what ran before).
+    assert int(got["10.0.9.9|2026-04-01T01:23:00Z|night"]["hour"]) == 1
     assert json.loads((base / "_feature_names.json").read_text())["host_ip"] == "host_ip"
 
     # the offline store is an append log: a second window of the same hour adds, never replaces
