@@ -410,9 +410,10 @@ _CADENCE_TERMS = (
 _CADENCE_INPUTS = ("delta_peer_slices.session_timeline",)
 BEACON_CADENCE_DOCS: dict[str, ColumnDoc] = {
     "beacon_cadence_score_w_24h": ColumnDoc(
-        "(time_score + data_score + hourly_coverage) / 3, time_score = (1 - |bowley(d)| + max(0, 1 - MAD(d) / q2(d)) "
-        "+ min(1, size(t) * q2(d) / 86400)) / 3, data_score = (1 - |bowley(b)| + max(0, 1 - MAD(b) / max(median(b), 1))) "
-        f"/ 2; {_CADENCE_TERMS}; {_CADENCE_PAIR}",
+        "mad_score * (2 * regularity + data_score + persistence) / 4, mad_score = max(0, 1 - MAD(d) / q2(d)), "
+        "regularity = (1 - |bowley(d)| + mad_score) / 2, persistence = (min(1, size(t) * q2(d) / 86400) + "
+        "hourly_coverage) / 2, data_score = (1 - |bowley(b)| + max(0, 1 - MAD(b) / max(median(b), 1))) / 2; "
+        f"{_CADENCE_TERMS}; {_CADENCE_PAIR}",
         "RITA-style beacon score in [0, 1] (1 = a timer-driven connection of constant size around the clock), "
         "of the host's most regular outbound pair over 24 h.",
         _CADENCE_INPUTS,

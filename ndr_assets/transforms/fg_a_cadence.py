@@ -24,14 +24,20 @@ seconds (several sessions in one second are one connection), ``k = size(t)``:
 - ``hourly_coverage`` = distinct hours ``floor((slice_start - (E - 24 h)) / 3600)`` with a session,
   over 24 (the share of the window's 24 hours in which the pair was contacted).
 
-Scores (each in [0, 1], 1 = beacon-like), RITA's structure with relative dispersion so one formula fits
-a 60 s and a 1 h beacon:
+Scores (each in [0, 1], 1 = beacon-like), RITA's components with relative dispersion so one formula
+fits a 60 s and a 1 h beacon:
 
-- ``time_score = (1 - |interval_bowley_skew| + max(0, 1 - interval_mad_ratio) + count_score) / 3`` with
-  ``count_score = min(1, k * q2 / 86400)``: the connections relative to what a timer of period ``q2``
-  would make in the window (near 1 for a beacon, near 0 for a burst of quick sessions);
+- ``mad_score = max(0, 1 - interval_mad_ratio)``, ``skew_score = 1 - |interval_bowley_skew|``,
+  ``regularity = (skew_score + mad_score) / 2``;
+- ``persistence = (count_score + hourly_coverage) / 2`` with ``count_score = min(1, k * q2 / 86400)``: the
+  connections relative to what a timer of period ``q2`` would make in the window;
 - ``data_score = (1 - |bytes_skew| + max(0, 1 - bytes_mad_ratio)) / 2``;
-- ``cadence_score = (time_score + data_score + hourly_coverage) / 3``.
+- ``cadence_score = mad_score * (2 * regularity + data_score + persistence) / 4``.
+
+The interval dispersion gates the score: without a regular interval there is no cadence. A plain mean
+of the components (RITA's) ranked busy servers first on the benchmark day: Poisson-like traffic
+around the clock (MAD/median ~0.7) with uniform sizes scored 0.8 on coverage and sizes alone, above
+a 60 s beacon that ran for four hours.
 
 The host's features are those of its pair with the highest ``cadence_score`` (ties: more connections,
 then the larger peer_ip, peer_port, so the choice is deterministic). A host without a qualifying pair
@@ -151,13 +157,12 @@ def pair_window_statistics(timelines: DataFrame, end_epochs: list[int]) -> DataF
         f"{mad_sql('sizes', 'b_median')} AS bytes_mad",
         "b_median",
     )
-    time_score = (
-        "(1 - abs(interval_bowley_skew) + greatest(0D, 1 - interval_mad_ratio) + "
-        f"least(1D, starts_cnt * interval_median_s / {SECONDS_PER_DAY}D)) / 3"
-    )
+    mad_score = "greatest(0D, 1 - interval_mad_ratio)"
+    regularity = f"((1 - abs(interval_bowley_skew)) + {mad_score}) / 2"
+    persistence = f"(least(1D, starts_cnt * interval_median_s / {SECONDS_PER_DAY}D) + hourly_coverage) / 2"
     data_score = "(1 - abs(bytes_skew) + greatest(0D, 1 - bytes_mad / greatest(b_median, 1D))) / 2"
     return statistics.selectExpr(
-        "*", f"(({time_score}) + ({data_score}) + hourly_coverage) / 3 AS cadence_score"
+        "*", f"{mad_score} * (2 * ({regularity}) + ({data_score}) + ({persistence})) / 4 AS cadence_score"
     ).drop("starts_cnt", "b_median")
 
 

@@ -90,9 +90,11 @@ def test_statistics_of_a_small_interval_list_are_the_hand_computed_ones(spark):
     sizes = [100, 1000, 100, 300, 200, 600, 100]
     sessions = [(DAY_START + 60 + o, b) for o, b in zip(offsets, sizes, strict=True)]
     interval_skew, mad_ratio, bytes_skew = 22.5 / 47.5, 20 / 35, 150 / 350
-    time_score = (1 - interval_skew + (1 - mad_ratio) + 7 * 35 / 86_400) / 3
+    mad_score = 1 - mad_ratio
+    regularity = (1 - interval_skew + mad_score) / 2
+    persistence = (7 * 35 / 86_400 + 1 / 24) / 2
     data_score = (1 - bytes_skew + (1 - 100 / 200)) / 2
-    score = (time_score + data_score + 1 / 24) / 3
+    score = mad_score * (2 * regularity + data_score + persistence) / 4
     expected = [(HOST, E, score, 7, 35.0, mad_ratio, interval_skew, bytes_skew, 100.0, 1 / 24)]
     actual = cadence(spark, peer_slices(HOST, C2, 443, sessions))
     assertDataFrameEqual(actual, spark.createDataFrame(expected, OUT_SCHEMA), rtol=1e-12, atol=1e-12)
