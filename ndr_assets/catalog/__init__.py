@@ -6,7 +6,7 @@ FG-A) and from the ``FORMULAS`` dicts of the FG-B, pair-rarity and FG-C modules.
 pyspark types: no Dagster, no Spark session.
 
     entries = build_catalog()                       # v1 defaults
-    counts_by_group(entries)["fg_a"]                # 485
+    counts_by_group(entries)["fg_a"]                # 493
     catalog_contract(entries, "fg_a") == fg_a_schema()
     to_markdown(entries); to_parquet(entries, "feature_catalog.parquet")
 """

@@ -32,6 +32,7 @@ from ndr_assets.catalog.entry import (
 )
 from ndr_assets.catalog.formulas import (
     BASE_METRIC_DOCS,
+    BEACON_CADENCE_DOCS,
     DELTA_EXTRA_DOCS,
     DELTA_KEY_DOCS,
     DERIVED_METRIC_DOCS,
@@ -99,7 +100,8 @@ def _delta_peer_columns() -> dict[str, ColumnSpec]:
     consumers = ("fg_a",)
     columns = {name: spec_from(doc, KEY, consumers) for name, doc in DELTA_KEY_DOCS.items()}
     for name, doc in PEER_SLICE_DOCS.items():
-        columns[name] = spec_from(doc, FEATURE if name in ("sessions_cnt", "bytes_sum") else KEY, consumers)
+        role = FEATURE if name in ("sessions_cnt", "bytes_sum", "session_timeline") else KEY
+        columns[name] = spec_from(doc, role, consumers)
     return columns
 
 
@@ -148,6 +150,8 @@ def _fg_a_columns(fg_b_metrics: set[str], fg_c_inputs: set[str]) -> dict[str, Co
                 consumers += ("fg_c",) if name in fg_c_inputs else ()
                 # A direction or window without slices has 0 in every metric (never null).
                 columns[name] = ColumnSpec(FEATURE, formula, description, inputs, consumers, "0")
+    # Beacon cadence: model inputs only (FG-B/FG-C compare the 480 metric columns).
+    columns |= {name: spec_from(doc, FEATURE, (MODEL_CONSUMER,), "0") for name, doc in BEACON_CADENCE_DOCS.items()}
     return columns
 
 

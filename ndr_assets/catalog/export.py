@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 from ndr_assets.catalog.builder import group_context
 from ndr_assets.catalog.entry import AUXILIARY, FEATURE, KEY, METRIC_PLACEHOLDER, FeatureEntry
 from ndr_assets.catalog.groups import GROUPS
+from ndr_assets.transforms.schemas import SESSION_TIMELINE_TYPE
 
 if TYPE_CHECKING:  # the Lake resource imports dagster; the catalog only calls its byte methods
     from ndr_resources.lake import Lake
@@ -39,6 +40,8 @@ _SPARK_TYPES: dict[str, T.DataType] = {
         T.DateType(),
         T.TimestampType(),
         T.TimestampNTZType(),
+        # The one nested type a dataset declares: delta peer slices' session timeline.
+        SESSION_TIMELINE_TYPE,
     )
 }
 

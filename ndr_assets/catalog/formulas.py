@@ -211,6 +211,12 @@ PEER_SLICE_DOCS: dict[str, ColumnDoc] = {
         "Bytes sent and received with this peer endpoint in the slice.",
         ("traffic.source_bytes", "traffic.destination_bytes"),
     ),
+    "session_timeline": ColumnDoc(
+        "array_sort(collect_list(struct(unix_seconds(event_start) AS event_start_s, coalesce(bytes_sent, 0) AS "
+        "bytes_sent))) over the slice's sessions with the peer endpoint, role 'outbound' only ([] for inbound rows)",
+        "Start time and bytes sent of each outbound session with this peer endpoint in the slice (FG-A's beacon cadence).",
+        ("traffic.event_start", "traffic.source_bytes", "traffic.destination_bytes"),
+    ),
 }
 
 # ---------------------------------------------------------------- pair counts
@@ -387,3 +393,65 @@ def windowed_formula(metric_formula: str, label: str, prefix: str, how: str | No
         parts.append(how)
     parts.append(DIRECTION_TEXT[prefix])
     return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- FG-A: beacon cadence (fg_a_cadence)
+
+_CADENCE_PAIR = (
+    "of the host's most regular outbound pair (peer_ip, peer_port) over the delta peer slices of the trailing 24 h "
+    "(slices starting in [E - 24 h, E - 15 min]): the pair with the highest cadence score among pairs with at least "
+    "6 distinct session start seconds (ties: more connections, then larger peer_ip, peer_port); 0 without such a pair"
+)
+_CADENCE_TERMS = (
+    "t = the pair's sorted distinct session starts (session_timeline.event_start_s), d = intervals t[i+1] - t[i], "
+    "b = bytes sent per session; quartiles q1, q2, q3 exact with linear interpolation; "
+    "MAD(x) = median(|x - median(x)|); bowley(x) = (q1 + q3 - 2 q2) / (q3 - q1), 0 when q3 = q1"
+)
+_CADENCE_INPUTS = ("delta_peer_slices.session_timeline",)
+BEACON_CADENCE_DOCS: dict[str, ColumnDoc] = {
+    "beacon_cadence_score_w_24h": ColumnDoc(
+        "mad_score * (2 * regularity + data_score + persistence) / 4, mad_score = max(0, 1 - MAD(d) / q2(d)), "
+        "regularity = (1 - |bowley(d)| + mad_score) / 2, persistence = (min(1, size(t) * q2(d) / 86400) + "
+        "hourly_coverage) / 2, data_score = (1 - |bowley(b)| + max(0, 1 - MAD(b) / max(median(b), 1))) / 2; "
+        f"{_CADENCE_TERMS}; {_CADENCE_PAIR}",
+        "RITA-style beacon score in [0, 1] (1 = a timer-driven connection of constant size around the clock), "
+        "of the host's most regular outbound pair over 24 h.",
+        _CADENCE_INPUTS,
+    ),
+    "beacon_pair_conn_cnt_w_24h": ColumnDoc(
+        f"size(session_timeline entries of the pair in the window); {_CADENCE_PAIR}",
+        "Sessions of the host's most regular outbound pair over 24 h.",
+        _CADENCE_INPUTS,
+    ),
+    "beacon_interval_median_s_w_24h": ColumnDoc(
+        f"q2(d) in seconds; {_CADENCE_TERMS}; {_CADENCE_PAIR}",
+        "Median inter-arrival time (seconds) of the host's most regular outbound pair over 24 h.",
+        _CADENCE_INPUTS,
+    ),
+    "beacon_interval_mad_ratio_w_24h": ColumnDoc(
+        f"MAD(d) / q2(d); {_CADENCE_TERMS}; {_CADENCE_PAIR}",
+        "Relative dispersion of the inter-arrival times (0 = a perfect timer) of the most regular pair.",
+        _CADENCE_INPUTS,
+    ),
+    "beacon_interval_bowley_skew_w_24h": ColumnDoc(
+        f"bowley(d); {_CADENCE_TERMS}; {_CADENCE_PAIR}",
+        "Quartile skewness of the inter-arrival times (0 = symmetric jitter) of the most regular pair.",
+        _CADENCE_INPUTS,
+    ),
+    "beacon_bytes_skew_w_24h": ColumnDoc(
+        f"bowley(b); {_CADENCE_TERMS}; {_CADENCE_PAIR}",
+        "Quartile skewness of the bytes sent per session of the most regular pair.",
+        _CADENCE_INPUTS,
+    ),
+    "beacon_bytes_mad_w_24h": ColumnDoc(
+        f"MAD(b) in bytes; {_CADENCE_TERMS}; {_CADENCE_PAIR}",
+        "Median absolute deviation of the bytes sent per session of the most regular pair.",
+        _CADENCE_INPUTS,
+    ),
+    "beacon_hourly_coverage_w_24h": ColumnDoc(
+        "count(distinct floor((slice_start - (E - 24 h)) / 3600) over the pair's sessions in the window) / 24; "
+        f"{_CADENCE_PAIR}",
+        "Share of the 24 hours in which the most regular pair was contacted.",
+        _CADENCE_INPUTS,
+    ),
+}

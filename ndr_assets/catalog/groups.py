@@ -33,7 +33,8 @@ GROUPS: dict[str, GroupInfo] = {
         GroupInfo(
             "delta_peer_slices", "Delta: peer slices", "ndr_assets.transforms.delta", "features/delta/peer_slices/",
             False, "Per host, role, slice and peer endpoint: sessions and bytes, the peer detail FG-A needs "
-            "for distinct counts, entropies, top-1 shares, high-risk segments and 30-day novelty.",
+            "for distinct counts, entropies, top-1 shares, high-risk segments and 30-day novelty, and the "
+            "outbound session timeline of its beacon cadence.",
             "dt=YYYY-MM-DD/window=HHMM (slice start, UTC)",
         ),
         GroupInfo(
@@ -45,7 +46,7 @@ GROUPS: dict[str, GroupInfo] = {
         GroupInfo(
             "fg_a", "FG-A (model input)", "ndr_assets.transforms.fg_a", "features/fg_a/",
             True, "Per active host and 15-minute window: 48 metrics x 5 window lengths x 2 directions, "
-            "hour of day and 4 time-band flags.",
+            "hour of day, 4 time-band flags and 8 beacon cadence features (trailing 24 h).",
             "dt=YYYY-MM-DD/window=HHMM (window start, UTC)",
         ),
         GroupInfo(

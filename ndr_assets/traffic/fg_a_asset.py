@@ -1,4 +1,5 @@
-"""``fg_a``: per active host and window, 48 metrics over five windows in both directions (485 features)."""
+"""``fg_a``: per active host and window, 48 metrics over five windows in both directions and the
+trailing day's beacon cadence (493 features)."""
 
 
 from datetime import datetime, timedelta
@@ -44,7 +45,8 @@ def build_fg_a_asset(
         deps=[dg.AssetDep(delta_key, partition_mapping=trailing_24h_mapping())],
         description=(
             f"FG-A for project {project.project_name}: per active host and window, 48 metrics over "
-            "15m/30m/1h/8h/24h windows in both directions, time band and time flags (485 features)."
+            "15m/30m/1h/8h/24h windows in both directions, time band and time flags, and the beacon cadence of "
+            "the host's most regular outbound pair over 24 h (493 features)."
         ),
     )
     def fg_a(
@@ -71,7 +73,7 @@ def build_fg_a_asset(
             location=output, partitions=window_partitions(starts), keys=FG_A_KEYS,
             with_partition_columns=lambda df: with_partitions_of_window_end(df, "window_end_ts"),
             preview_columns=["host_ip", "window_label", "window_end_ts", "sessions_cnt_w_15m", "sessions_cnt_w_24h",
-                             "peer_ip_nunique_w_1h", "new_peer_cnt_lookback30d_w_15m"],
+                             "peer_ip_nunique_w_1h", "new_peer_cnt_lookback30d_w_15m", "beacon_cadence_score_w_24h"],
         )
         active = host_slices.where(host_slices["slice_start"] >= starts[0]).select("host_ip", "slice_start").distinct().count()
         return dg.MaterializeResult(

@@ -67,6 +67,12 @@ Metric formulas per (host_ip, role, slice); "count" = number of role-session row
 ``duration_max``                        largest ``duration_s`` (0 when none known)
 ======================================  ===================================================================
 
+Peer slices (per host, role, slice, peer_ip, peer_port, peer_segment) carry ``sessions_cnt``,
+``bytes_sum`` (sent + received) and ``session_timeline``: for the ``outbound`` role, one
+``(event_start_s, bytes_sent)`` per session (``unix_seconds(event_start)``, null bytes as 0), sorted;
+``[]`` for other roles. It is what FG-A's beacon cadence needs (``fg_a_cadence``): inter-arrival
+intervals and per-session sizes, which sums per slice cannot give.
+
 String comparisons are case-insensitive (``lower``/``upper``) so a reader's case choice cannot zero a
 metric. Operators (``spec.operators``) only tune parameters; all metrics are always produced.
 
@@ -99,6 +105,7 @@ from ndr_assets.transforms.schemas import (
     ADDITIVE_METRICS,
     DELTA_HOST_SLICE_SCHEMA,
     DELTA_PEER_SLICE_SCHEMA,
+    SESSION_TIMELINE_TYPE,
     enforce_schema,
 )
 from ndr_assets.transforms.segments import assign_segment
@@ -132,6 +139,7 @@ ROLE_SESSION_COLUMNS = (
 _SLICE_KEYS = ["host_ip", "role", "window_start"]
 _PEER_KEYS = ["peer_ip", "peer_port", "peer_segment"]
 _BUCKET = "event_end_bucket"
+OUTBOUND_ROLE = "outbound"  # the role whose sessions the host initiated: the only one with a session timeline
 
 ALERT_END_REASONS = ("threat", "policy-deny")
 ICMP_PROTOCOLS = ("icmp", "ipv6-icmp", "icmp6")
@@ -297,6 +305,14 @@ def _finest_aggregates(role_sessions: DataFrame, port_sets: PortSets, options: D
     values = _session_values(port_sets, options)
     bucket = F.floor(F.unix_seconds(F.col("event_end")) / F.lit(options.rate_bucket_seconds))
     bytes_total = F.coalesce(F.col("bytes_sent"), F.lit(0)) + F.coalesce(F.col("bytes_recv"), F.lit(0))
+    # Outbound sessions only: collect_list skips the nulls of the other roles, so inbound rows get [].
+    timeline_entry = F.when(
+        F.col("role") == F.lit(OUTBOUND_ROLE),
+        F.struct(
+            F.unix_seconds(F.col("event_start")).alias("event_start_s"),
+            F.coalesce(F.col("bytes_sent"), F.lit(0).cast("long")).alias("bytes_sent"),
+        ),
+    )
     per_session = role_sessions.select(
         *_SLICE_KEYS,
         *_PEER_KEYS,
@@ -305,6 +321,7 @@ def _finest_aggregates(role_sessions: DataFrame, port_sets: PortSets, options: D
         bytes_total.alias("bytes_sum"),
         F.col("packets").alias("packets_sum"),
         F.col("duration_s").alias("duration_max"),
+        timeline_entry.alias("_timeline_entry"),
     )
     return (
         per_session.repartition(*_SLICE_KEYS)
@@ -312,6 +329,8 @@ def _finest_aggregates(role_sessions: DataFrame, port_sets: PortSets, options: D
         .agg(
             *_summed([*values, "bytes_sum", "packets_sum"]),  # packets_sum is null when all packets are null
             F.max("duration_max").alias("duration_max"),
+            # Host slices never read it, so column pruning drops this aggregate from their plan.
+            F.collect_list("_timeline_entry").alias("_timeline"),
         )
     )
 
@@ -323,7 +342,11 @@ def _with_slice_bounds(df: DataFrame) -> DataFrame:
 
 
 def _peer_slices_from(finest: DataFrame) -> DataFrame:
-    peers = finest.groupBy(*_SLICE_KEYS, *_PEER_KEYS).agg(*_summed(["sessions_cnt", "bytes_sum"]))
+    peers = finest.groupBy(*_SLICE_KEYS, *_PEER_KEYS).agg(
+        *_summed(["sessions_cnt", "bytes_sum"]),
+        # Sorted by (start, bytes) so that equal input gives byte-identical output whatever the shuffle order.
+        F.array_sort(F.flatten(F.collect_list("_timeline"))).cast(SESSION_TIMELINE_TYPE).alias("session_timeline"),
+    )
     return enforce_schema(_with_slice_bounds(peers), DELTA_PEER_SLICE_SCHEMA, "delta/peer_slices")
 
 

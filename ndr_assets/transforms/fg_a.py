@@ -45,6 +45,10 @@ Metric families
       trailing peer slices are used (they are the same delta data).
     - high-risk segment (3): sessions with peers whose ``peer_segment`` is in
       ``spec.high_risk_segments``, their distinct peer IPs, and a 0/1 flag (all 0 without the list).
+    - beacon cadence (8 columns, outbound, ``w_24h`` only, after the metric columns): regularity of the
+      host's most regular (peer_ip, peer_port) pair from the peer slices' session timelines, RITA-style
+      (interval median, MAD/median and Bowley skew, bytes skew and MAD, hourly coverage, a 0..1
+      score); all 0 without a pair of at least 6 connections. Formulas in ``fg_a_cadence``.
 
 Computation (see ARCHITECTURE.md, performance rules)
     Every family is one pass over all requested window ends at once, with no per-window query: window
@@ -64,12 +68,14 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from ndr_assets.transforms.fg_a_cadence import beacon_cadence_features
 from ndr_assets.transforms.fg_a_peers import peer_window_metrics
 from ndr_assets.transforms.fg_a_window_ends import SECONDS_PER_DAY, sliding_window_sums, window_end_epochs
 from ndr_assets.transforms.schemas import (
     ADDITIVE_METRICS,
     DELTA_HOST_SLICE_SCHEMA,
     DELTA_PEER_SLICE_SCHEMA,
+    DELTA_PEER_SLICE_SUM_COLUMNS,
     DIRECTION_PREFIXES,
     MAX_METRICS,
     enforce_schema,
@@ -81,7 +87,7 @@ from ndr_resources.specs import FgABuilderSpec
 
 TIME_BANDS = ("weekend", "night", "work_hours", "after_hours")  # in order of precedence
 NIGHT_START_HOUR, NIGHT_END_HOUR = 22, 6  # night = [22:00, 06:00)
-# Keys, time band and time flags precede the 480 metric columns in fg_a_schema().
+# Keys, time band and time flags precede the 480 metric columns and the 8 cadence features in fg_a_schema().
 _LEADING_COLUMNS = (
     "host_ip",
     "window_label",
@@ -92,6 +98,7 @@ _LEADING_COLUMNS = (
     "is_night",
     "is_weekend",
 )
+_CADENCE_INPUT_COLUMNS = ("host_ip", "role", "slice_start", "peer_ip", "peer_port", "session_timeline")
 _DOUBLE_HOST_METRICS = {f.name for f in DELTA_HOST_SLICE_SCHEMA.fields if f.dataType.typeName() == "double"}
 def _require_columns(df: DataFrame, expected: list[str], what: str) -> None:
     missing = [c for c in expected if c not in df.columns]
@@ -181,8 +188,9 @@ def build_fg_a(
     (ranges may overlap the trailing slices). See the module docstring for every definition.
     """
     _require_columns(host_slices, ["host_ip", "role", "slice_start", *ADDITIVE_METRICS, *MAX_METRICS], "delta host slices")
-    peer_columns = [f.name for f in DELTA_PEER_SLICE_SCHEMA.fields]
-    _require_columns(peer_slices, peer_columns, "delta peer slices")
+    peer_columns = list(DELTA_PEER_SLICE_SUM_COLUMNS)
+    _require_columns(peer_slices, [f.name for f in DELTA_PEER_SLICE_SCHEMA.fields], "delta peer slices")
+    # The 30-day history only needs the keys (novelty): its timelines are never read.
     _require_columns(lookback_peer_slices, peer_columns, "lookback peer slices")
     contract = fg_a_schema()
     end_epochs = window_end_epochs(window_starts)
@@ -193,7 +201,8 @@ def build_fg_a(
     peers = peer_window_metrics(
         peer_slices.select(*peer_columns), lookback_peer_slices.select(*peer_columns), end_epochs, spec
     )
-    joined = additive.join(peers, ["host_ip", "end_epoch"], "left")
+    cadence = beacon_cadence_features(peer_slices.select(*_CADENCE_INPUT_COLUMNS), end_epochs)
+    joined = additive.join(peers, ["host_ip", "end_epoch"], "left").join(cadence, ["host_ip", "end_epoch"], "left")
 
     expressions: dict[str, str] = {}
     for prefix in DIRECTION_PREFIXES.values():
@@ -207,7 +216,7 @@ def build_fg_a(
             sql = expressions[field.name]
         elif field.name in additive_names:
             sql = field.name
-        else:  # from the peer family: absent when the host had no peer rows in the window
+        else:  # peer and cadence families: absent when the host had no (qualifying) peer rows in the window
             sql = f"coalesce({field.name}, CAST(0 AS {field.dataType.simpleString()}))"
         metrics.append(f"{sql} AS {field.name}")
 

@@ -131,8 +131,21 @@ DELTA_HOST_SLICE_SCHEMA = T.StructType(
     ]
 )
 
+# One element per session of an outbound peer endpoint in a slice: when it started (epoch seconds)
+# and the bytes the host sent. FG-A's beacon cadence needs per-session times (inter-arrival
+# intervals) and sizes, which the slice's sums cannot give. Nullable element and fields so that a
+# cast from what collect_list produces always succeeds.
+SESSION_TIMELINE_TYPE = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField("event_start_s", T.LongType()),
+            T.StructField("bytes_sent", T.LongType()),
+        ]
+    )
+)
+
 # Per host, role, slice and peer endpoint: the detail FG-A needs for distinct counts, entropies,
-# top-1 shares, high-risk segments and 30-day novelty over windows longer than one slice.
+# top-1 shares, high-risk segments, 30-day novelty and beacon cadence over windows longer than one slice.
 DELTA_PEER_SLICE_SCHEMA = T.StructType(
     DELTA_KEY_FIELDS
     + [
@@ -141,8 +154,12 @@ DELTA_PEER_SLICE_SCHEMA = T.StructType(
         T.StructField("peer_segment", T.StringType(), False),
         T.StructField("sessions_cnt", T.LongType(), False),
         T.StructField("bytes_sum", T.LongType(), False),  # bytes sent + received with this peer endpoint
+        # Sorted by start; outbound rows only (cadence is the initiator's), empty for inbound rows.
+        T.StructField("session_timeline", SESSION_TIMELINE_TYPE, False),
     ]
 )
+# The peer-slice columns of the distinct-count, entropy, share and novelty families (all but the timeline).
+DELTA_PEER_SLICE_SUM_COLUMNS = tuple(f.name for f in DELTA_PEER_SLICE_SCHEMA.fields if f.name != "session_timeline")
 
 # ---------------------------------------------------------------- pair counts
 
@@ -184,6 +201,18 @@ HIGH_RISK_SEGMENT_METRICS = (
 FG_A_METRICS = BASE_METRICS + DERIVED_METRICS + NOVELTY_METRICS + HIGH_RISK_SEGMENT_METRICS  # 48
 DIRECTION_PREFIXES = {"outbound": "", "inbound": "in_"}
 TIME_FEATURES = ("hour_of_day", "is_working_hours", "is_after_hours", "is_night", "is_weekend")
+# Beacon cadence of the host's most regular outbound (peer_ip, peer_port) pair over the trailing 24 h
+# (``fg_a_cadence``): after the 480 metric columns, not part of the FG-B/FG-C metric lists.
+BEACON_CADENCE_FEATURES: dict[str, T.DataType] = {
+    "beacon_cadence_score_w_24h": T.DoubleType(),
+    "beacon_pair_conn_cnt_w_24h": T.LongType(),
+    "beacon_interval_median_s_w_24h": T.DoubleType(),
+    "beacon_interval_mad_ratio_w_24h": T.DoubleType(),
+    "beacon_interval_bowley_skew_w_24h": T.DoubleType(),
+    "beacon_bytes_skew_w_24h": T.DoubleType(),
+    "beacon_bytes_mad_w_24h": T.DoubleType(),
+    "beacon_hourly_coverage_w_24h": T.DoubleType(),
+}
 FG_A_KEY_FIELDS = [
     T.StructField("host_ip", T.StringType(), False),
     # Time band of the window end (see docs/features.md): work_hours | after_hours | night | weekend.
@@ -221,6 +250,7 @@ def fg_a_schema() -> T.StructType:
             dtype = T.DoubleType() if metric in _DOUBLE_FG_A else T.LongType()
             for label in WINDOW_LABELS:
                 fields.append(T.StructField(f"{prefix}{metric}_{label}", dtype, False))
+    fields += [T.StructField(name, dtype, False) for name, dtype in BEACON_CADENCE_FEATURES.items()]
     return T.StructType(fields)
 
 

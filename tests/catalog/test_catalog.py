@@ -84,9 +84,9 @@ SUSPICION_FEATURES = 3 * 10 + 6 + 3
 def test_feature_counts_per_group_for_the_v1_defaults(catalog):
     assert counts_by_group(catalog) == {
         "delta_host_slices": 31,
-        "delta_peer_slices": 2,  # sessions_cnt, bytes_sum per peer endpoint
+        "delta_peer_slices": 3,  # sessions_cnt, bytes_sum, session_timeline per peer endpoint
         "pair_counts": 1,  # sessions_cnt; the other 4 of the 5 fields are keys
-        "fg_a": 485,  # 48 metrics x 5 windows x 2 directions + hour_of_day + 4 flags
+        "fg_a": 493,  # 48 metrics x 5 windows x 2 directions + hour_of_day + 4 flags + 8 beacon cadence
         "fg_b_host": 440 * 8,
         "fg_b_segment": 440 * 8,
         "fg_b_ip_metadata": 4,  # support_count and the 3 flags
@@ -100,7 +100,7 @@ def test_feature_counts_per_group_for_the_v1_defaults(catalog):
 def test_keys_and_columns_per_group(catalog):
     counts = column_counts(catalog)
     assert counts["pair_counts"] == {"features": 1, "keys": 4, "auxiliary": 0, "columns": 5}
-    assert counts["fg_a"] == {"features": 485, "keys": 3, "auxiliary": 0, "columns": 488}
+    assert counts["fg_a"] == {"features": 493, "keys": 3, "auxiliary": 0, "columns": 496}
     assert counts["delta_host_slices"] == {"features": 31, "keys": 4, "auxiliary": 2, "columns": 37}
     assert counts["pair_rarity_host"] == {"features": 7, "keys": 3, "auxiliary": 0, "columns": 10}
     # Keys host_ip/window_label/window_end_ts; segment_id, baseline_source, is_cold_start describe the route.
@@ -190,7 +190,7 @@ def test_every_entry_is_complete_and_numbered(catalog):
         assert {e.creator_script for e in entries} == {GROUPS[group].creator_script}
     model_features = [e for e in catalog if e.is_model_input]
     assert {e.feature_group for e in model_features} == {"fg_a", "fg_c"}
-    assert len(model_features) == 485 + 1359
+    assert len(model_features) == 493 + 1359
     assert all(e.downstream_consumers[0] == MODEL_CONSUMER for e in model_features)
     assert all(e.feature_group_name_online is None and e.feature_spec_version == "v1" for e in catalog)
 
@@ -252,7 +252,7 @@ def test_markdown_has_one_section_per_group_with_its_count(catalog):
     markdown = to_markdown(catalog)
     sections = [line[3:] for line in markdown.splitlines() if line.startswith("## ")]
     assert sections == list(GROUPS)
-    assert "**485 features** (3 keys, 0 auxiliary columns, 488 columns) - model input" in markdown
+    assert "**493 features** (3 keys, 0 auxiliary columns, 496 columns) - model input" in markdown
     assert "**1,359 features** (3 keys, 3 auxiliary columns, 1,365 columns) - model input" in markdown
     # Large groups: one row per family; the 440 metrics are listed once per set.
     assert "| 4 | &lt;metric>_median | M1: 440 columns | feature | double |" in markdown

@@ -46,7 +46,7 @@ def test_show_prints_the_counts_per_group():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     (fg_a,) = [line for line in lines if "│ fg_a " in line]
-    assert fg_a.split("│")[3].strip() == "485"
+    assert fg_a.split("│")[3].strip() == "493"
     (fg_c,) = [line for line in lines if "│ fg_c " in line]
     assert fg_c.split("│")[3].strip() == "1,359"
     assert "= 1,320 transform features + 39 suspicion/rare-pair features = 1,359" in result.output

@@ -7,6 +7,7 @@ three peers; in window W2 one more session to 10.30.0.5. Segments: 10.10/16 work
 
 from __future__ import annotations
 
+import calendar
 import math
 from datetime import datetime, timedelta
 
@@ -234,23 +235,27 @@ def test_without_a_segment_mapping_every_address_is_a_host(spark):
     assertDataFrameEqual(actual, host_rows(spark, [unmapped]), rtol=0, atol=1e-12)
 
 
-def test_peer_slices_hold_sessions_and_bytes_per_peer_endpoint(spark, role_sessions):
-    def w1(host, role, peer, port, segment, sessions, bytes_sum):
-        return (host, role, W1, W1_END, peer, port, segment, sessions, bytes_sum)
+def test_peer_slices_hold_sessions_bytes_and_the_outbound_timeline_per_peer_endpoint(spark, role_sessions):
+    def w1(host, role, peer, port, segment, sessions, bytes_sum, timeline=()):
+        return (host, role, W1, W1_END, peer, port, segment, sessions, bytes_sum, list(timeline))
 
+    # Every W1 session starts at the factory's default 08:09:00; timeline = (start epoch, bytes A sent), sorted.
+    t1 = calendar.timegm((W1 + timedelta(minutes=1)).timetuple())
+    t2 = calendar.timegm((W2 + timedelta(minutes=1)).timetuple())
     expected = spark.createDataFrame(
         [
-            w1(A, "outbound", SRV, 443, "servers", 2, 350),
-            w1(A, "outbound", SRV, 0, "servers", 1, 20),
-            w1(A, "outbound", DC, 445, "domain_controllers", 1, 60),
-            w1(A, "outbound", DC, 3389, "domain_controllers", 1, 100),
-            w1(A, "outbound", DNS, 53, "external", 1, 200),
+            w1(A, "outbound", SRV, 443, "servers", 2, 350, [(t1, 50), (t1, 100)]),  # s2, s1
+            w1(A, "outbound", SRV, 0, "servers", 1, 20, [(t1, 10)]),
+            w1(A, "outbound", DC, 445, "domain_controllers", 1, 60, [(t1, 60)]),
+            w1(A, "outbound", DC, 3389, "domain_controllers", 1, 100, [(t1, 80)]),
+            w1(A, "outbound", DNS, 53, "external", 1, 200, [(t1, 70)]),
+            # Inbound rows carry no timeline: cadence is measured on the initiator's side.
             w1(SRV, "inbound", A, 443, "workstations", 2, 350),
             w1(SRV, "inbound", A, 0, "workstations", 1, 20),
             w1(DC, "inbound", A, 445, "workstations", 1, 60),
             w1(DC, "inbound", A, 3389, "workstations", 1, 100),
-            (A, "outbound", W2, W2_END, SRV, 443, "servers", 1, 0),
-            (SRV, "inbound", W2, W2_END, A, 443, "workstations", 1, 0),
+            (A, "outbound", W2, W2_END, SRV, 443, "servers", 1, 0, [(t2, 0)]),
+            (SRV, "inbound", W2, W2_END, A, 443, "workstations", 1, 0, []),
         ],
         DELTA_PEER_SLICE_SCHEMA,
     )

@@ -17,6 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from ndr_assets.transforms.fg_a import build_fg_a, time_band_columns
 from ndr_assets.transforms.schemas import (
+    BEACON_CADENCE_FEATURES,
     DELTA_HOST_SLICE_SCHEMA,
     DELTA_PEER_SLICE_SCHEMA,
     FG_A_METRICS,
@@ -59,8 +60,8 @@ def host_slice(host: str, role: str, start: datetime, **metrics) -> tuple:
     return (host, role, start, start + 15 * MIN, *[values[f.name] for f in _HOST_METRIC_FIELDS])
 
 
-def peer_slice(host, role, start, peer_ip, peer_port, segment, sessions, bytes_sum) -> tuple:
-    return (host, role, start, start + 15 * MIN, peer_ip, peer_port, segment, sessions, bytes_sum)
+def peer_slice(host, role, start, peer_ip, peer_port, segment, sessions, bytes_sum, timeline=()) -> tuple:
+    return (host, role, start, start + 15 * MIN, peer_ip, peer_port, segment, sessions, bytes_sum, list(timeline))
 
 
 def entropy(counts: list[int]) -> float:
@@ -178,7 +179,7 @@ def per_window(metric: str, values: list, prefix: str = "") -> dict[str, object]
 def test_output_has_exactly_the_contract_columns_and_types(scenario):
     contract = fg_a_schema()
     assert scenario.columns == [f.name for f in contract.fields]
-    assert len(scenario.columns) == 485 + 3
+    assert len(scenario.columns) == 493 + 3
     assert len(fg_a_metric_columns()) == 480 and len(FG_A_METRICS) == 48
     assert [(f.name, f.dataType) for f in scenario.schema.fields] == [(f.name, f.dataType) for f in contract.fields]
 
@@ -561,3 +562,10 @@ def test_bad_time_band_spec_and_missing_input_columns_are_named(spark):
     assert spec(time_zone="+02:00").time_zone == "+02:00"
     with pytest.raises(InputDataError, match="delta peer slices.*peer_segment"):
         build_fg_a(host_slices, peer_slices.drop("peer_segment"), lookback, [W0], spec())
+
+
+def test_a_host_without_a_qualifying_pair_gets_the_cadence_defaults(spark, scenario):
+    # HOST_HIGH_RISK has outbound peers but no session timelines: every cadence feature is 0.
+    check(spark, scenario, HOST_HIGH_RISK, E0, dict.fromkeys(BEACON_CADENCE_FEATURES, 0) | {
+        name: 0.0 for name, dtype in BEACON_CADENCE_FEATURES.items() if isinstance(dtype, T.DoubleType)
+    })
