@@ -21,11 +21,14 @@ from ndr_assets.models.bundle import preprocess
 from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
 from ndr_assets.models.scoring_asset import versioned_uri
 from ndr_assets.naming import missing_features_job_name
+from ndr_assets.transforms.fg_c import resolve_fg_c_lists
 from ndr_assets.transforms.schemas import FG_B_IP_METADATA_SCHEMA, fg_a_schema
 from ndr_jobs.backfill import backfill_project
 from ndr_jobs.definitions import build_definitions
+from ndr_jobs.evaluation import evaluate_detection
 from ndr_jobs.synthetic.generate import generate_traffic
-from ndr_jobs.synthetic.writers import warehouse_tables_uri
+from ndr_jobs.synthetic.scenario_files import parse_scenarios
+from ndr_jobs.synthetic.writers import ground_truth_uri, warehouse_tables_uri
 from ndr_resources.environments import DEFAULT_LOCAL_REGISTRY_URI, LocalPaths
 from ndr_resources.lake import LocalLake, join_uri
 from ndr_resources.model_registry import LocalModelRegistry
@@ -42,6 +45,12 @@ OVERRIDES = {
     # The model learns from April's first 30 minutes (FG-C windows 00:08 and 00:23) with two trials.
     "if_training": {"window": {"in_month_days": 1 / 48}, "tuning": {"max_trials": 2}},
 }
+# Attacks only in the held-out windows the April model scores (after its training half hour).
+ATTACKS_FROM = datetime(2026, 4, 1, 0, 38, tzinfo=UTC)
+SCENARIOS = parse_scenarios([
+    {"kind": "internal_port_scan", "name": "scan", "duration": "30m", "targets": 40, "ports": 6},
+    {"kind": "bulk_exfiltration", "name": "exfil", "duration": "30m", "total_bytes": 400_000_000, "sessions": 6},
+], "test scenarios")
 # 2026-03-30 23:53 .. 2026-04-01 01:23 (window starts): 104 windows.
 WINDOWS = 104
 FG_C_WINDOWS = ("2026-04-01-00:08", "2026-04-01-00:23", "2026-04-01-00:38", "2026-04-01-00:53", "2026-04-01-01:08",
@@ -64,7 +73,8 @@ def runs(tmp_path_factory):
         item = store.get_item(PROJECT, "project_parameters#v1")
         store.put_item({**item, "feature_store": {"groups": {"fg_c": {"feature_group_name": "ndr-acme-finance-fg-c"}}}})
         generate_traffic(lake, bucket=BUCKET, tenants=[("acme", "finance")], start=datetime(2026, 3, 31, tzinfo=UTC),
-                         days=WINDOWS / 96, seed=3, scale=0.3, hosts_per_tenant=30)
+                         days=WINDOWS / 96, seed=3, scale=0.3, hosts_per_tenant=30, scenarios=SCENARIOS,
+                         attacks_from=ATTACKS_FROM)
         with dg.DagsterInstance.ephemeral() as instance:
             out = {
                 "traffic": backfill_project(PROJECT, "2026-03-30-23:53", "2026-04-01-01:23", instance=instance),
@@ -280,3 +290,20 @@ def test_fg_c_windows_reach_the_offline_feature_store_and_fg_a_publication_is_of
     assert {"record_id", "event_time"} <= set(offline.columns)
     fg_a = out["traffic"].materializations["fg_a_feature_store"]
     assert fg_a == {"enabled": False, "reason": "feature_store has no enabled group for fg_a"}
+
+
+def test_the_injected_attacks_rank_above_normal_host_windows(runs, spark):
+    _, lake, store = runs
+    spec = store.load_typed_spec(InferencePredictionsSpec, PROJECT, "inference_predictions", "v1")
+    fg_c_spec = store.load_typed_spec(FgCBuilderSpec, PROJECT, "fg_c_builder", "v1")
+    starts = [datetime.strptime(k, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC) for k in FG_C_WINDOWS[2:]]
+    report = evaluate_detection(
+        spark, lake, predictions_uri=versioned_uri(spec.output.s3_prefix, "v1"),
+        fg_c_uri=fg_c_spec.fg_c_output.s3_prefix, fg_c_schema=resolve_fg_c_lists(fg_c_spec).schema(),
+        ground_truth_uri=ground_truth_uri(BUCKET, "acme", "finance"), org1="acme", org2="finance", window_starts=starts,
+    )
+    by_name = {s.scenario: s for s in report.scenarios}
+    assert {"scan", "exfil"} <= set(by_name)
+    for name in ("scan", "exfil"):
+        assert by_name[name].positives > 0
+        assert by_name[name].model.roc_auc >= 0.9, (name, by_name[name])
