@@ -307,3 +307,40 @@ def test_the_injected_attacks_rank_above_normal_host_windows(runs, spark):
     for name in ("scan", "exfil"):
         assert by_name[name].positives > 0
         assert by_name[name].model.roc_auc >= 0.9, (name, by_name[name])
+
+
+def test_a_window_whose_payloads_keep_failing_is_not_published_and_the_run_names_them(runs, spark, tmp_path):
+    from ndr_assets.models.artifacts import extract_archive
+    from ndr_resources.environments import resources_for
+    from ndr_resources.model_endpoint import SageMakerModelEndpoint
+    from tests.models.sagemaker_peer import SageMakerPeer
+    from tests.moto_server import FAKE_AWS_ENV
+
+    _, lake, store = runs
+    spec = store.load_typed_spec(InferencePredictionsSpec, PROJECT, "inference_predictions", "v1")
+    model_dir = extract_archive(lake.read_bytes(spec.model.trained_models["2026-04"]["artifact_uri"]), tmp_path / "model")
+    window_uri = join_uri(versioned_uri(spec.output.s3_prefix, "v1"), "dt=2026-04-01/window=0038") + "/"
+    published_before = sorted(lake.list_objects(window_uri))
+    # Every call is an InternalFailure: the payloads fail after model.max_retries retries.
+    peer = SageMakerPeer(str(model_dir), script=["500"] * 500).start()
+    asset = build_definitions().get_assets_def(dg.AssetKey([PROJECT, "predictions"]))
+    resources = {**resources_for("local"),
+                 "model_endpoint": SageMakerModelEndpoint(region_name="us-east-1", endpoint_url=peer.url)}
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in FAKE_AWS_ENV.items():
+                mp.setenv(name, value)
+                mp.setitem(spark.sparkContext.environment, name, value)
+            with dg.DagsterInstance.ephemeral() as instance:
+                result = dg.materialize([asset], partition_key="2026-04-01-00:38", resources=resources,
+                                        instance=instance, raise_on_error=False)
+    finally:
+        peer.stop()
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "predictions of 2026-04 not published (nothing was written)" in message
+    assert "payloads" in message and "p0000" in message and "InternalFailure" in message
+    assert sorted(lake.list_objects(window_uri)) == published_before  # the earlier version is still there
+    # Each payload was tried once plus max_retries times, no more.
+    assert peer.requests and len(peer.requests) % (spec.model.max_retries + 1) == 0
