@@ -37,7 +37,8 @@ def test_each_routed_project_gets_its_own_group_partitions_and_job(ndr_home):
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {f"{p}/{a}" for p in ("ndr-acme-finance", "ndr-globex-retail")
                     for a in ("delta", "pair_counts", "fg_a", "machine_inventory", "fg_b_host", "fg_b_segment",
-                              "fg_b_ip_metadata", "pair_rarity", "fg_c")}
+                              "fg_b_ip_metadata", "pair_rarity", "fg_c", "training_data_verification", "if_model",
+                              "predictions", "prediction_feature_join", "fg_a_feature_store", "fg_c_feature_store")}
     fg_a = graph.get(dg.AssetKey(["ndr-globex-retail", "fg_a"]))
     assert fg_a.group_name == "ndr_globex_retail"
     # Each project's windows start at its own start date, on the 08/23/38/53 grid; its monthly
@@ -45,16 +46,22 @@ def test_each_routed_project_gets_its_own_group_partitions_and_job(ndr_home):
     first_keys = {
         (project, kind): defs.resolve_job_def(f"{project.replace('-', '_')}__{kind}").partitions_def.get_first_partition_key()
         for project in ("ndr-acme-finance", "ndr-globex-retail")
-        for kind in ("traffic_15m", "baselines_monthly", "fg_c_15m")
+        for kind in ("traffic_15m", "baselines_monthly", "fg_c_15m", "models_monthly", "scoring_15m")
     }
     assert first_keys == {
         ("ndr-acme-finance", "traffic_15m"): "2026-01-04-23:53",
         ("ndr-acme-finance", "baselines_monthly"): "2026-02-01",
         ("ndr-acme-finance", "fg_c_15m"): "2026-02-01-00:08",
+        ("ndr-acme-finance", "models_monthly"): "2026-02-01",
+        ("ndr-acme-finance", "scoring_15m"): "2026-02-01-00:08",
         ("ndr-globex-retail", "traffic_15m"): "2026-02-28-23:53",
         ("ndr-globex-retail", "baselines_monthly"): "2026-04-01",
         ("ndr-globex-retail", "fg_c_15m"): "2026-04-01-00:08",
+        ("ndr-globex-retail", "models_monthly"): "2026-04-01",
+        ("ndr-globex-retail", "scoring_15m"): "2026-04-01-00:08",
     }
+    # The model's checks, and the missing-feature job a user launches from the UI.
+    assert defs.resolve_job_def("ndr_globex_retail__missing_feature_creation").partitions_def is None
     checks = {c.to_user_string() for c in graph.asset_check_keys if c.asset_key.path[0] == "ndr-globex-retail"}
     assert {c for c in checks if "/fg_a:" in c} == {
         "ndr-globex-retail/fg_a:schema_matches_contract", "ndr-globex-retail/fg_a:keys_unique",
@@ -64,6 +71,12 @@ def test_each_routed_project_gets_its_own_group_partitions_and_job(ndr_home):
         "ndr-globex-retail/fg_b_segment:segment_host_schema_parity", "ndr-globex-retail/fg_b_host:baseline_support",
         "ndr-globex-retail/fg_b_ip_metadata:cold_start_share", "ndr-globex-retail/fg_c:null_rate_zero",
         "ndr-globex-retail/fg_c:schema_matches_contract", "ndr-globex-retail/pair_rarity:schema_matches_contract",
+        "ndr-globex-retail/training_data_verification:training_windows_complete",
+        "ndr-globex-retail/if_model:model_features_match_catalog", "ndr-globex-retail/if_model:trained_on_claimed_window",
+        "ndr-globex-retail/if_model:score_distribution_sane", "ndr-globex-retail/predictions:every_fg_c_row_scored",
+        "ndr-globex-retail/predictions:score_distribution_sane",
+        "ndr-globex-retail/prediction_feature_join:join_rows_match_predictions",
+        "ndr-globex-retail/fg_c_feature_store:every_record_ingested",
     } <= checks
     assert {c for c in checks if "/delta:" in c} == {
         f"ndr-globex-retail/delta:{name}" for name in (

@@ -45,8 +45,8 @@ def _valid_request(operation, params, model=SAGEMAKER):
 @pytest.mark.parametrize(
     ("dataset", "integral", "fractional", "string"),
     [
-        # fg_a: 340 bigint + 5 int; 140 double; host_ip, window_label, window_end_ts + record_id, event_time
-        ("fg_a", 345, 140, 5),
+        # fg_a: 341 bigint + 5 int; 147 double; host_ip, window_label, window_end_ts + record_id, event_time
+        ("fg_a", 346, 147, 5),
         # fg_c: 3 int; 1357 double; 4 strings + window_end_ts + record_id, event_time
         ("fg_c", 3, 1357, 7),
     ],
