@@ -75,8 +75,8 @@ app.add_typer(catalog_app, name="catalog", help="The feature catalog: counts per
 @friendly_errors
 def demo(
     home: Path | None = HOME,
-    days: float = typer.Option(5.0, help="Days of synthetic traffic per tenant (must reach a day past the first month's first)."),
-    start: str = typer.Option("2026-03-29", help="First day of traffic and of the projects (UTC, ISO date)."),
+    days: float = typer.Option(4.0, help="Days of synthetic traffic per tenant (must reach a day past the first month's first)."),
+    start: str = typer.Option("2026-03-30", help="First day of traffic and of the projects (UTC, ISO date)."),
     seed: int = typer.Option(7, help="Random seed of the generator."),
     fresh: bool = typer.Option(True, help="Start from an empty lake, store and instance."),
     verbose: bool = VERBOSE,
