@@ -57,7 +57,8 @@ def test_demo_resolves_ndr_home_and_checks_its_arguments_before_touching_it(scra
     result = invoke("demo", "--days", "1")
     assert result.exit_code == 1
     assert result.output.splitlines()[0] == f"NDR home: {home} (emptied first)"
-    assert "the demo needs traffic past the first month boundary (2026-04-01)" in result.output
+    assert "the demo needs traffic past 2026-04-02 (the first month boundary 2026-04-01 plus 1 training day(s))" \
+        in result.output
     assert not home.exists() and not (cwd / ".ndr").exists()
 
 
