@@ -37,7 +37,7 @@ def main() -> None:
 
     from ndr_assets.models import serving
     from ndr_assets.models.scoring import score_windows
-    from ndr_resources.model_endpoint import InProcessInvoker, SageMakerInvoker
+    from ndr_resources.model_invokers import InProcessInvoker, SageMakerInvoker
     from ndr_resources.model_specs import EndpointConfig
     from ndr_resources.spark import build_spark_session
     from tests.models.bundles import make_bundle, training_rows, write_bundle

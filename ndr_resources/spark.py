@@ -39,7 +39,9 @@ def build_spark_session(
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    # Python workers (mapInPandas scoring, Feature Store calls) must run this interpreter: the `python3`
+    # on PATH is not the virtualenv's when `.venv/bin/ndr` runs without an activated venv.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master.startswith("local"):
         # Without it Spark warns that the hostname resolves to a loopback address and binds to
         # another interface; a local session only ever talks to itself.

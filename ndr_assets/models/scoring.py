@@ -30,7 +30,7 @@ from pyspark.sql import types as T
 from ndr_assets.models import serving
 from ndr_assets.models.payloads import Payload, PayloadTooLargeError, build_payloads, max_payload_bytes
 from ndr_assets.models.schemas import TOP_FEATURE_TYPE
-from ndr_resources.model_endpoint import InvokeError, Invoker, invoke_with_retries
+from ndr_resources.model_invokers import InvokeError, Invoker, invoke_with_retries
 from ndr_resources.model_specs import EndpointConfig
 
 PAYLOAD_ID = "payload_id"

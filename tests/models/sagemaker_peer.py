@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ndr_resources.model_endpoint import InProcessInvoker, InvokeError
+from ndr_resources.model_invokers import InProcessInvoker, InvokeError
 
 
 @dataclass

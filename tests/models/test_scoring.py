@@ -9,7 +9,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from ndr_assets.models import serving
 from ndr_assets.models.scoring import score_windows
-from ndr_resources.model_endpoint import InProcessInvoker, SageMakerInvoker
+from ndr_resources.model_invokers import InProcessInvoker, SageMakerInvoker
 from ndr_resources.model_specs import EndpointConfig
 from tests.models.bundles import FEATURES, make_bundle, sklearn_scores, training_rows, write_bundle
 from tests.models.sagemaker_peer import SageMakerPeer
