@@ -152,12 +152,13 @@ def print_counts(console: Console, entries: list[FeatureEntry], fg_c_spec: FgCBu
     """The rich table of counts per group, and how the FG-C count is made up."""
     table = Table(title=f"Feature catalog {version}")
     table.add_column("group", no_wrap=True)
-    table.add_column("model")
+    table.add_column("model inputs", justify="right")
     for column in ("features", "keys", "auxiliary", "columns"):
         table.add_column(column, justify="right")
     counts = column_counts(entries)
     for group, c in counts.items():
-        model = "yes" if GROUPS[group].model_input else "no"
+        model_inputs = sum(e.is_model_input for e in entries if e.feature_group == group)
+        model = f"{model_inputs:,}" if GROUPS[group].model_input else "no"
         table.add_row(group, model, f"{c['features']:,}", str(c["keys"]), str(c["auxiliary"]), f"{c['columns']:,}")
     total_features = sum(c["features"] for c in counts.values())
     total_columns = sum(c["columns"] for c in counts.values())

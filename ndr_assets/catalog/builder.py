@@ -71,6 +71,7 @@ from ndr_assets.transforms.schemas import (
     fg_b_segment_schema,
     fg_c_feature_name,
     horizon_suffix,
+    is_inbound_column,
     machine_inventory_schema,
 )
 from ndr_assets.transforms.windows import WINDOW_LABELS
@@ -262,6 +263,16 @@ def fg_b_metrics(spec: FgBBuilderSpec | None, feature_spec_version: str = "v1") 
         raise SpecError("-", versioned_job_key("fg_b_builder", feature_spec_version), exc.key, exc.problem) from None
 
 
+def _describes_inbound(group: str, name: str, spec: ColumnSpec) -> bool:
+    """An FG-A inbound column, or an FG-C column computed from one. The model scores a host as the
+    source of its sessions: inbound values are what other hosts did to it, so the targets of one scan
+    or a busy server would outrank the attackers (docs/design.md, "Model inputs")."""
+    if group == "fg_a":
+        return is_inbound_column(name)
+    fg_a_inputs = [u.removeprefix("fg_a.") for u in spec.upstream if u.startswith("fg_a.")]
+    return group == "fg_c" and bool(fg_a_inputs) and all(is_inbound_column(u) for u in fg_a_inputs)
+
+
 def _group_entries(
     group: str,
     schema: T.StructType,
@@ -295,7 +306,7 @@ def _group_entries(
                 feature_group_name_online=None,
                 s3_storage_path=storage_paths.get(group) or default_storage_path(group, feature_spec_version),
                 column_role=spec.role,
-                is_model_input=info.model_input and spec.role == FEATURE,
+                is_model_input=info.model_input and spec.role == FEATURE and not _describes_inbound(group, field.name, spec),
                 feature_family=spec.family or field.name,
             )
         )

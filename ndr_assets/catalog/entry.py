@@ -42,7 +42,7 @@ class FeatureEntry:
     feature_group_name_online: str | None
     s3_storage_path: str
     column_role: str  # one of COLUMN_ROLES
-    is_model_input: bool  # a feature of a model-input group (FG-A, FG-C)
+    is_model_input: bool  # an outbound feature of a model-input group (FG-A, FG-C)
     # Name pattern shared by columns computed alike, e.g. ``<metric>_median`` or ``z_mad_<metric>``
     # (``<metric>`` = an FG-A metric column); the column name itself for a one-off column.
     feature_family: str

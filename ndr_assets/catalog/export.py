@@ -181,7 +181,9 @@ def _group_section(group: str, entries: list[FeatureEntry], max_rows: int | None
     if info is not None:
         lines += [info.summary, ""]
     features = f"{roles[FEATURE]:,} feature{'' if roles[FEATURE] == 1 else 's'}"
-    model = " - model input" if info is not None and info.model_input else ""
+    model_inputs = sum(e.is_model_input for e in entries)
+    model = (f" - model input: the {model_inputs:,} outbound features (inbound ones describe what other hosts did to "
+             "this one)" if info is not None and info.model_input else "")
     lines += [
         f"**{features}** ({roles[KEY]} keys, {roles[AUXILIARY]} auxiliary columns, {len(entries):,} columns){model}",
         "",
@@ -226,12 +228,13 @@ def to_markdown(entries: Sequence[FeatureEntry], max_rows: int | None = MARKDOWN
         f"Generated from the code by `{REGENERATE_COMMAND}` (ndr_assets/catalog); do not edit by hand.",
         "Counts exclude keys and auxiliary columns (metadata carried beside the features).",
         "",
-        "| group | model input | features | keys | auxiliary | columns |",
+        "| group | model inputs | features | keys | auxiliary | columns |",
         "|---|---|---|---|---|---|",
     ]
     for group in groups:
         c = counts[group]
-        model = "yes" if group in GROUPS and GROUPS[group].model_input else "no"
+        model_inputs = sum(e.is_model_input for e in entries if e.feature_group == group)
+        model = f"{model_inputs:,}" if group in GROUPS and GROUPS[group].model_input else "no"
         lines.append(f"| {group} | {model} | {c['features']:,} | {c['keys']} | {c['auxiliary']} | {c['columns']:,} |")
     lines.append("")
     for group in groups:

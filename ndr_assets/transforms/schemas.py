@@ -200,6 +200,14 @@ HIGH_RISK_SEGMENT_METRICS = (
 )
 FG_A_METRICS = BASE_METRICS + DERIVED_METRICS + NOVELTY_METRICS + HIGH_RISK_SEGMENT_METRICS  # 48
 DIRECTION_PREFIXES = {"outbound": "", "inbound": "in_"}
+INBOUND_PREFIX = DIRECTION_PREFIXES["inbound"]
+
+
+def is_inbound_column(fg_a_column: str) -> bool:
+    """An FG-A column of the inbound direction: what other hosts did to this one."""
+    return fg_a_column.startswith(INBOUND_PREFIX)
+
+
 TIME_FEATURES = ("hour_of_day", "is_working_hours", "is_after_hours", "is_night", "is_weekend")
 # Beacon cadence of the host's most regular outbound (peer_ip, peer_port) pair over the trailing 24 h
 # (``fg_a_cadence``): after the 480 metric columns, not part of the FG-B/FG-C metric lists.

@@ -190,9 +190,22 @@ def test_every_entry_is_complete_and_numbered(catalog):
         assert {e.creator_script for e in entries} == {GROUPS[group].creator_script}
     model_features = [e for e in catalog if e.is_model_input]
     assert {e.feature_group for e in model_features} == {"fg_a", "fg_c"}
-    assert len(model_features) == 493 + 1359
+    # Outbound only: FG-A 240 of its 480 metric columns + 5 time + 8 cadence; FG-C the 220 outbound of its
+    # 440 metrics x 3 transforms + 39 suspicion/rare-pair features less the 6 built on inbound metrics.
+    assert len(model_features) == (240 + 5 + 8) + (220 * 3 + 39 - 6)
     assert all(e.downstream_consumers[0] == MODEL_CONSUMER for e in model_features)
     assert all(e.feature_group_name_online is None and e.feature_spec_version == "v1" for e in catalog)
+
+
+def test_inbound_columns_are_context_not_model_input(catalog):
+    """The model scores a host as the source of its sessions; inbound columns stay in FG-A/FG-C."""
+    for group, name in [("fg_a", "in_deny_ratio_w_1h"), ("fg_c", "z_mad_in_sessions_cnt_w_1h"),
+                        ("fg_c", "iqr_dev_in_peer_ip_nunique_w_15m")]:
+        assert by_name(catalog, group, name).is_model_input is False, name
+    for group, name in [("fg_a", "deny_ratio_w_1h"), ("fg_a", "hour_of_day"), ("fg_a", "beacon_cadence_score_w_24h"),
+                        ("fg_c", "z_mad_sessions_cnt_w_1h"), ("fg_c", "anomaly_strength_core"),
+                        ("fg_c", "rare_pair_weighted_z_sessions_cnt_w_15m")]:
+        assert by_name(catalog, group, name).is_model_input is True, name
 
 
 def test_windowed_fg_a_columns_read_their_formula_from_the_metric(catalog):
@@ -252,8 +265,9 @@ def test_markdown_has_one_section_per_group_with_its_count(catalog):
     markdown = to_markdown(catalog)
     sections = [line[3:] for line in markdown.splitlines() if line.startswith("## ")]
     assert sections == list(GROUPS)
-    assert "**493 features** (3 keys, 0 auxiliary columns, 496 columns) - model input" in markdown
-    assert "**1,359 features** (3 keys, 3 auxiliary columns, 1,365 columns) - model input" in markdown
+    assert "**493 features** (3 keys, 0 auxiliary columns, 496 columns) - model input: the 253 outbound" in markdown
+    assert "**1,359 features** (3 keys, 3 auxiliary columns, 1,365 columns) - model input: the 693 outbound" in markdown
+    assert "| fg_a | 253 | 493 | 3 | 0 | 496 |" in markdown
     # Large groups: one row per family; the 440 metrics are listed once per set.
     assert "| 4 | &lt;metric>_median | M1: 440 columns | feature | double |" in markdown
     assert len(markdown) < 400_000

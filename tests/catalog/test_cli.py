@@ -46,9 +46,9 @@ def test_show_prints_the_counts_per_group():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     (fg_a,) = [line for line in lines if "│ fg_a " in line]
-    assert fg_a.split("│")[3].strip() == "493"
+    assert [cell.strip() for cell in fg_a.split("│")[2:4]] == ["253", "493"]  # model inputs: the outbound features
     (fg_c,) = [line for line in lines if "│ fg_c " in line]
-    assert fg_c.split("│")[3].strip() == "1,359"
+    assert [cell.strip() for cell in fg_c.split("│")[2:4]] == ["693", "1,359"]
     assert "= 1,320 transform features + 39 suspicion/rare-pair features = 1,359" in result.output
 
 
