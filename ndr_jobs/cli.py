@@ -79,16 +79,26 @@ def demo(
     start: str = typer.Option("2026-03-30", help="First day of traffic and of the projects (UTC, ISO date)."),
     seed: int = typer.Option(7, help="Random seed of the generator."),
     fresh: bool = typer.Option(True, help="Start from an empty lake, store and instance."),
+    scenarios: Path | None = typer.Option(
+        None, help="Scenario file of the attacks injected on the held-out day (default: seeds/scenarios/default.json; "
+        "seeds/scenarios/stealthy.json holds slow, spread-out ones)."
+    ),
     verbose: bool = VERBOSE,
 ) -> None:
     """Provision two tenants, generate traffic, run the 15-minute graph, the month's baselines, FG-C, the model and
     its scores of a held-out day; evaluate them against the ground truth and summarize."""
     from ndr_jobs.demo import run_demo
+    from ndr_jobs.synthetic.scenario_files import ScenarioFileError, load_scenario_file
 
+    try:
+        scenario_file = load_scenario_file(scenarios) if scenarios else None
+    except ScenarioFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenarios") from None
     quiet_terminal(verbose=verbose)
     paths = LocalPaths.resolve(home)
     Console().print(f"NDR home: {paths.home}" + (" (emptied first)" if fresh else ""), highlight=False, soft_wrap=True)
-    run_demo(home=paths.home, days=days, start=datetime.fromisoformat(start), seed=seed, fresh=fresh, verbose=verbose)
+    run_demo(home=paths.home, days=days, start=datetime.fromisoformat(start), seed=seed, fresh=fresh, verbose=verbose,
+             scenarios=scenario_file)
 
 
 def parse_assets(text: str | None) -> list[str] | None:

@@ -26,6 +26,7 @@ from rich.table import Table
 from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, first_baseline_month
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
 from ndr_jobs.backfill import BackfillOutcome, backfill_project, use_home
+from ndr_jobs.synthetic.scenario_files import ScenarioFile
 from ndr_resources.environments import WAREHOUSE_TABLES_ENV, LocalPaths
 from ndr_resources.errors import NdrError
 
@@ -72,8 +73,10 @@ class DemoOutcome:
     scoring: list[BackfillOutcome]
 
 
-def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool, verbose: bool = False) -> DemoOutcome:
-    """Provision, generate, then per project: the 15-minute graph, the month's baselines, FG-C."""
+def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool, verbose: bool = False,
+             scenarios: ScenarioFile | None = None) -> DemoOutcome:
+    """Provision, generate (``scenarios``: the attacks, default ``seeds/scenarios/default.json``), then per
+    project: the 15-minute graph, the month's baselines, FG-C, the model, the held-out day's scores."""
     from ndr_jobs.synthetic.generate import generate_traffic
     from ndr_jobs.synthetic.writers import warehouse_tables_uri
     from ndr_resources.lake import LocalLake
@@ -116,7 +119,7 @@ def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool
         task = progress.add_task(f"Generating {days:g} day(s) of traffic for {len(DEMO_TENANTS)} tenants", total=None)
         generation = generate_traffic(
             lake, bucket=DEMO_BUCKET, tenants=list(DEMO_TENANTS), start=start, days=days, seed=seed, fmt="jsonl",
-            attacks_from=scored_from,
+            attacks_from=scored_from, scenarios=scenarios,
         )
         progress.update(task, total=1, completed=1)
         first = floor_to_window_start(start).strftime(FIFTEEN_MINUTE_KEY_FORMAT)

@@ -61,6 +61,12 @@ def test_demo_resolves_ndr_home_and_checks_its_arguments_before_touching_it(scra
         in result.output
     assert not home.exists() and not (cwd / ".ndr").exists()
 
+    bad = cwd / "attacks.json"
+    bad.write_text('[{"kind": "c2_beaconing", "period_s": -5}]')
+    result = invoke("demo", "--scenarios", str(bad))
+    assert result.exit_code == 2 and "Invalid value for --scenarios" in result.output
+    assert not home.exists()
+
 
 def test_an_explicit_option_wins_over_ndr_home(scratch, tmp_path):
     _cwd, home = scratch
