@@ -8,7 +8,6 @@ same-month mapping and the body never computes "the previous month".
 
 
 import dagster as dg
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -22,7 +21,7 @@ from ndr_assets.datasets import (
 )
 from ndr_assets.naming import FG_B_TABLES, FG_C, asset_key, group_name_for
 from ndr_assets.partitions import correlation_partitions, first_baseline_month
-from ndr_assets.publishing import publish_dataset
+from ndr_assets.publishing import cached, publish_dataset
 from ndr_assets.transforms.fg_c import BaselineTables, build_fg_c, resolve_fg_c_lists
 from ndr_assets.transforms.schemas import (
     FG_B_IP_METADATA_SCHEMA,
@@ -147,10 +146,7 @@ def build_correlation_assets(
         baselines = _read_baselines(session, lake, spec, project, months, lists.metric_columns)
         # FG-A is read by the routing keys, the counters, the features and the row count; the pair counts by
         # the rarity counters and the rare-pair features: read each once.
-        fg_a = fg_a.persist(StorageLevel.MEMORY_AND_DISK)
-        if pairs is not None:
-            pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
+        with cached(fg_a, pairs):
             try:
                 result = build_fg_c(fg_a, baselines, pairs, spec)
             except InputDataError as exc:
@@ -192,10 +188,6 @@ def build_correlation_assets(
                                         metadata={"nan_or_infinite_values": bad_values, "feature_columns": len(feature_columns)}),
                 ],
             )
-        finally:
-            fg_a.unpersist()
-            if pairs is not None:
-                pairs.unpersist()
 
     return [fg_c]
 

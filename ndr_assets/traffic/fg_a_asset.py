@@ -5,7 +5,6 @@ trailing day's beacon cadence (493 features)."""
 from datetime import datetime, timedelta
 
 import dagster as dg
-from pyspark import StorageLevel
 
 from ndr_assets import checks
 from ndr_assets.datasets import (
@@ -17,7 +16,7 @@ from ndr_assets.datasets import (
 )
 from ndr_assets.naming import FG_A
 from ndr_assets.partitions import trailing_24h_mapping, trailing_day_before
-from ndr_assets.publishing import publish_dataset
+from ndr_assets.publishing import cached, publish_dataset
 from ndr_assets.traffic.common import partition_window_starts, window_asset_settings
 from ndr_assets.transforms.fg_a import build_fg_a
 from ndr_assets.transforms.schemas import DELTA_HOST_SLICE_SCHEMA, DELTA_PEER_SLICE_SCHEMA, fg_a_schema
@@ -70,10 +69,8 @@ def build_fg_a_asset(
         lookback, lookback_missing = lake.read_partitions(session, peer_uri, lookback_parts, DELTA_PEER_SLICE_SCHEMA)
         # Every FG-A family reads the peer slices (window sums, novelty keys and history, cadence), and the
         # host slices serve the additive family and the active-host count: read each once.
-        host_slices = host_slices.persist(StorageLevel.MEMORY_AND_DISK)
-        peer_slices = peer_slices.persist(StorageLevel.MEMORY_AND_DISK)
         output = spec.fg_a_output.s3_prefix
-        try:
+        with cached(host_slices, peer_slices):
             features = publish_dataset(
                 build_fg_a(host_slices, peer_slices, lookback, starts, spec), dataset="fg_a", lake=lake,
                 location=output, partitions=window_partitions(starts), keys=FG_A_KEYS,
@@ -83,9 +80,6 @@ def build_fg_a_asset(
             )
             own = host_slices.where(host_slices["slice_start"] >= starts[0])
             active = own.select("host_ip", "slice_start").distinct().count()
-        finally:
-            host_slices.unpersist()
-            peer_slices.unpersist()
         return dg.MaterializeResult(
             metadata={
                 "windows": len(starts),
