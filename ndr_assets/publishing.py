@@ -7,7 +7,8 @@ from what was published. An asset body then reads: spec -> transform -> :func:`p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,3 +98,21 @@ def published_schema(
         if rows.get(partition.label()):
             return spark.read.parquet(lake.spark_uri(join_uri(location, partition.path()))).schema
     return None
+
+
+@contextmanager
+def cached(*frames: DataFrame | None) -> Iterator[None]:
+    """Persist the frames a body reads more than once, and unpersist them afterwards.
+
+    A frame whose plan is already cached (the same read, cached by the caller) is left alone: the
+    cache manager matches plans, so unpersisting it here would drop the caller's cache.
+    """
+    owned = []
+    for frame in frames:
+        if frame is not None and not (frame.storageLevel.useMemory or frame.storageLevel.useDisk):
+            owned.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        yield
+    finally:
+        for frame in owned:
+            frame.unpersist()

@@ -161,7 +161,13 @@ class Lake(dg.ConfigurableResource, ABC):
 
         columns = [col for col, _ in partitions[0].values] if partitions else []
         staging = join_uri(dataset_uri, "_staging", uuid.uuid4().hex) + "/"
-        df.write.mode("overwrite").partitionBy(*columns).parquet(self.spark_uri(staging))
+        # One file per published partition: without the repartition every task writes a file into every
+        # partition it holds rows of (shuffle partitions x windows files of a few rows, each paying a
+        # Parquet footer and column chunks for every column of a wide feature table).
+        # The explicit count keeps adaptive execution from coalescing a small frame into one writing task.
+        parallelism = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions") or 200)
+        written_frame = df.repartition(parallelism, *columns) if columns else df
+        written_frame.write.mode("overwrite").partitionBy(*columns).parquet(self.spark_uri(staging))
         counts: dict[str, int] = {}
         # Partition values are text ("0808"): counting must not let Spark infer them as numbers.
         df.sparkSession.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")

@@ -21,7 +21,7 @@ from ndr_assets.datasets import (
 )
 from ndr_assets.naming import FG_B_TABLES, FG_C, asset_key, group_name_for
 from ndr_assets.partitions import correlation_partitions, first_baseline_month
-from ndr_assets.publishing import publish_dataset
+from ndr_assets.publishing import cached, publish_dataset
 from ndr_assets.transforms.fg_c import BaselineTables, build_fg_c, resolve_fg_c_lists
 from ndr_assets.transforms.schemas import (
     FG_B_IP_METADATA_SCHEMA,
@@ -144,47 +144,50 @@ def build_correlation_assets(
                                           needed_by=needed_by, dataset="pair_counts")
         months = sorted({month_start_of(start) for start in starts})
         baselines = _read_baselines(session, lake, spec, project, months, lists.metric_columns)
-        try:
-            result = build_fg_c(fg_a, baselines, pairs, spec)
-        except InputDataError as exc:
-            raise dg.Failure(description=f"{project.project_name}: FG-C cannot use its inputs: {exc}") from None
-        output = spec.fg_c_output.s3_prefix
-        contract = dataset_contract("fg_c", fg_c_spec=spec)
-        feature_columns = [f.name for f in contract.fields if f.dataType.typeName() == "double"]
-        features = publish_dataset(
-            result.features, dataset="fg_c", fg_c_spec=spec, lake=lake, location=output, partitions=partitions,
-            keys=FG_C_KEYS, with_partition_columns=lambda df: with_partitions_of_window_end(df, "window_end_ts"),
-            preview_columns=["host_ip", "window_end_ts", "baseline_source", "z_mad_sessions_cnt_w_15m",
-                             "anomaly_strength_core", "beacon_suspicion_score", "exfiltration_suspicion_score",
-                             "rare_pair_flag"],
-            measure=lambda df: _nan_count(df, feature_columns),
-        )
-        rows_out, bad_values = features.rows_out, features.measured
-        rows_in = fg_a.count()
-        counters = {k: int(v) for k, v in result.counters.items()}
-        context.log.info(
-            f"{project.project_name}: FG-C {len(starts)} window(s), {rows_out} rows; baseline choice and imputation: {counters}"
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "windows": len(starts),
-                "rows_in": rows_in,
-                "rows_out": rows_out,
-                "columns": len(contract.fields),
-                "baseline_months": ", ".join(month_label(m) for m in months),
-                "horizons": ", ".join(spec.horizons),
-                "imputation": dg.MetadataValue.json(counters),
-                "cold_start_host_windows": counters.get("segment_cold_start", 0) + counters.get("segment_no_history", 0),
-                "location": dg.MetadataValue.path(output),
-                "preview": dg.MetadataValue.md(features.preview),
-            },
-            check_results=[
-                *features.check_results(),
-                checks.row_count_check(rows_out == rows_in, rows_in=rows_in, rows_out=rows_out),
-                dg.AssetCheckResult(check_name=NULL_RATE, passed=bad_values == 0,
-                                    metadata={"nan_or_infinite_values": bad_values, "feature_columns": len(feature_columns)}),
-            ],
-        )
+        # FG-A is read by the routing keys, the counters, the features and the row count; the pair counts by
+        # the rarity counters and the rare-pair features: read each once.
+        with cached(fg_a, pairs):
+            try:
+                result = build_fg_c(fg_a, baselines, pairs, spec)
+            except InputDataError as exc:
+                raise dg.Failure(description=f"{project.project_name}: FG-C cannot use its inputs: {exc}") from None
+            output = spec.fg_c_output.s3_prefix
+            contract = dataset_contract("fg_c", fg_c_spec=spec)
+            feature_columns = [f.name for f in contract.fields if f.dataType.typeName() == "double"]
+            features = publish_dataset(
+                result.features, dataset="fg_c", fg_c_spec=spec, lake=lake, location=output, partitions=partitions,
+                keys=FG_C_KEYS, with_partition_columns=lambda df: with_partitions_of_window_end(df, "window_end_ts"),
+                preview_columns=["host_ip", "window_end_ts", "baseline_source", "z_mad_sessions_cnt_w_15m",
+                                 "anomaly_strength_core", "beacon_suspicion_score", "exfiltration_suspicion_score",
+                                 "rare_pair_flag"],
+                measure=lambda df: _nan_count(df, feature_columns),
+            )
+            rows_out, bad_values = features.rows_out, features.measured
+            rows_in = fg_a.count()
+            counters = {k: int(v) for k, v in result.counters.items()}
+            context.log.info(
+                f"{project.project_name}: FG-C {len(starts)} window(s), {rows_out} rows; baseline choice and imputation: {counters}"
+            )
+            return dg.MaterializeResult(
+                metadata={
+                    "windows": len(starts),
+                    "rows_in": rows_in,
+                    "rows_out": rows_out,
+                    "columns": len(contract.fields),
+                    "baseline_months": ", ".join(month_label(m) for m in months),
+                    "horizons": ", ".join(spec.horizons),
+                    "imputation": dg.MetadataValue.json(counters),
+                    "cold_start_host_windows": counters.get("segment_cold_start", 0) + counters.get("segment_no_history", 0),
+                    "location": dg.MetadataValue.path(output),
+                    "preview": dg.MetadataValue.md(features.preview),
+                },
+                check_results=[
+                    *features.check_results(),
+                    checks.row_count_check(rows_out == rows_in, rows_in=rows_in, rows_out=rows_out),
+                    dg.AssetCheckResult(check_name=NULL_RATE, passed=bad_values == 0,
+                                        metadata={"nan_or_infinite_values": bad_values, "feature_columns": len(feature_columns)}),
+                ],
+            )
 
     return [fg_c]
 

@@ -24,6 +24,7 @@ from ndr_assets.partitions import (
     training_window_starts,
     training_windows_mapping,
 )
+from ndr_assets.publishing import cached
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start
 from ndr_resources.errors import ConcurrentUpdateError
 from ndr_resources.lake import Lake, join_uri
@@ -200,11 +201,13 @@ def build_training_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c
         frame, catalog_features = _training_frame(session, lake, spec, fg_c_spec, windows)
         start, end = training_range(month, lookback_months=spec.window.lookback_months,
                                     gap_months=spec.window.gap_months, in_month_days=spec.window.in_month_days)
-        span = frame.agg(F.min("window_end_ts").alias("first"), F.max("window_end_ts").alias("last"),
-                         F.count("*").alias("rows")).first()
-        if not span["rows"]:
-            raise dg.Failure(f"{name}: model {month_label(month)}: the {len(windows)} training window(s) hold no FG-A/FG-C rows")
-        sample, sampling = sample_training_rows(frame, max_rows=spec.sampling.max_rows, seed=spec.sampling.seed)
+        # The span, the strata counts and the sample each read the joined FG-A/FG-C windows: join them once.
+        with cached(frame):
+            span = frame.agg(F.min("window_end_ts").alias("first"), F.max("window_end_ts").alias("last"),
+                             F.count("*").alias("rows")).first()
+            if not span["rows"]:
+                raise dg.Failure(f"{name}: model {month_label(month)}: the {len(windows)} training window(s) hold no FG-A/FG-C rows")
+            sample, sampling = sample_training_rows(frame, max_rows=spec.sampling.max_rows, seed=spec.sampling.seed)
         context.log.info(f"{name}: model {month_label(month)}: {span['rows']} host-windows, sampled {len(sample)}")
         version = model_version_for(spec, month)
         trained_on = {

@@ -16,7 +16,7 @@ from ndr_assets.datasets import (
 )
 from ndr_assets.naming import FG_A
 from ndr_assets.partitions import trailing_24h_mapping, trailing_day_before
-from ndr_assets.publishing import publish_dataset
+from ndr_assets.publishing import cached, publish_dataset
 from ndr_assets.traffic.common import partition_window_starts, window_asset_settings
 from ndr_assets.transforms.fg_a import build_fg_a
 from ndr_assets.transforms.schemas import DELTA_HOST_SLICE_SCHEMA, DELTA_PEER_SLICE_SCHEMA, fg_a_schema
@@ -67,15 +67,19 @@ def build_fg_a_asset(
         lookback_start = max(project_start, starts[0] - timedelta(days=spec.lookback30d.days))
         lookback_parts = window_partitions(window_starts(lookback_start, starts[0]))
         lookback, lookback_missing = lake.read_partitions(session, peer_uri, lookback_parts, DELTA_PEER_SLICE_SCHEMA)
+        # Every FG-A family reads the peer slices (window sums, novelty keys and history, cadence), and the
+        # host slices serve the additive family and the active-host count: read each once.
         output = spec.fg_a_output.s3_prefix
-        features = publish_dataset(
-            build_fg_a(host_slices, peer_slices, lookback, starts, spec), dataset="fg_a", lake=lake,
-            location=output, partitions=window_partitions(starts), keys=FG_A_KEYS,
-            with_partition_columns=lambda df: with_partitions_of_window_end(df, "window_end_ts"),
-            preview_columns=["host_ip", "window_label", "window_end_ts", "sessions_cnt_w_15m", "sessions_cnt_w_24h",
-                             "peer_ip_nunique_w_1h", "new_peer_cnt_lookback30d_w_15m", "beacon_cadence_score_w_24h"],
-        )
-        active = host_slices.where(host_slices["slice_start"] >= starts[0]).select("host_ip", "slice_start").distinct().count()
+        with cached(host_slices, peer_slices):
+            features = publish_dataset(
+                build_fg_a(host_slices, peer_slices, lookback, starts, spec), dataset="fg_a", lake=lake,
+                location=output, partitions=window_partitions(starts), keys=FG_A_KEYS,
+                with_partition_columns=lambda df: with_partitions_of_window_end(df, "window_end_ts"),
+                preview_columns=["host_ip", "window_label", "window_end_ts", "sessions_cnt_w_15m", "sessions_cnt_w_24h",
+                                 "peer_ip_nunique_w_1h", "new_peer_cnt_lookback30d_w_15m", "beacon_cadence_score_w_24h"],
+            )
+            own = host_slices.where(host_slices["slice_start"] >= starts[0])
+            active = own.select("host_ip", "slice_start").distinct().count()
         return dg.MaterializeResult(
             metadata={
                 "windows": len(starts),
@@ -94,3 +98,4 @@ def build_fg_a_asset(
         )
 
     return fg_a
+
