@@ -83,7 +83,7 @@ def main() -> None:
             print(f"score_windows {label}: {args.rows:,} rows x {args.features} features in {seconds:.1f} s = "
                   f"{args.rows / seconds:,.0f} rows/s ({result.payloads} payloads, {result.calls} calls, "
                   f"{args.workers} threads per task, 2 tasks)")
-        expected = -bundle["model"].score_samples(serving.preprocess(raw, bundle["preprocessing"]))
+        expected = serving.scores_and_contributions(raw, bundle)[0]
         got = result.scored.select("prediction_score").toPandas()["prediction_score"].sort_values().to_numpy()
         print(f"scores equal the model's own: {bool(np.array_equal(np.sort(expected), got))}")
     finally:

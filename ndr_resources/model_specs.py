@@ -94,6 +94,9 @@ class Preprocessing(SpecModel):
     scaling_method: Literal["robust", "standard", "none"] = "robust"
     outlier_method: Literal["clip", "none"] = "clip"
     z_max: float = Field(default=6.0, gt=0)
+    # "excess": values below the training median count as the median (only more than usual is a
+    # deviation: a quieter host, or one seen only as a destination, is not an anomaly); "both": two-sided.
+    deviations: Literal["excess", "both"] = "excess"
 
 
 class FeatureSelection(SpecModel):
@@ -113,9 +116,10 @@ class Tuning(SpecModel):
     timeout_seconds: float = Field(default=300, gt=0)
     search_space: dict[str, list[Any]] = Field(
         default_factory=lambda: {
-            "n_estimators": [100, 200, 300],
-            "max_samples": [256, 512, 1024],
-            "max_features": [0.5, 0.75, 1.0],
+            # A trial fits one forest per feature group (~70): small forests, as many trees as stability needs.
+            "n_estimators": [100, 200],
+            "max_samples": [256],
+            "max_features": [1.0],
             "contamination": ["auto"],
         }
     )
@@ -177,6 +181,8 @@ class IfTrainingSpec(ModelInputs):
     sampling: Sampling = Field(default_factory=Sampling)
     experiments: Experiments = Field(default_factory=Experiments)
     deployment: Deployment = Field(default_factory=Deployment)
+    # One forest per FG-A metric ("metric", ndr_assets.models.groups) or one over every input ("all").
+    feature_groups: Literal["metric", "all"] = "metric"
     # Share of training host-windows labelled anomalous (prediction_label) by the threshold.
     label_quantile: float = Field(default=0.99, gt=0.5, lt=1)
 

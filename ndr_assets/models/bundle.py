@@ -13,16 +13,19 @@ Bundle keys::
     model_version     str
     month             "YYYY-MM", the month of use the model scores
     features          list[str], the model's input columns, in order
-    preprocessing     {"eps", "scaling_method", "outlier_method", "z_max",
+    preprocessing     {"eps", "scaling_method", "outlier_method", "z_max", "deviations",
                        "center": list[float], "scale": list[float]}   (one per feature)
     baseline          list[float], per feature, the training median in raw units (what an
                       explanation compares a value with)
-    model             a fitted sklearn.ensemble.IsolationForest on preprocessed values
+    model             list of fitted sklearn.ensemble.IsolationForest, one per group, on the
+                      group's preprocessed columns
+    groups            list of {"name", "columns": list[int] (positions in features), "center",
+                      "scale"} (the calibration of the group's raw score), one per forest
     score_threshold   float, prediction_label = 1 where prediction_score >= it
     trained_on        {"first_window_end", "last_window_end", "rows", "sampled_rows", "sampling"}
 
-Scores: ``prediction_score = -model.score_samples(preprocess(X))`` (in (0, 1], higher is more
-anomalous).
+Scores: ``prediction_score`` = the largest calibrated group score plus a tie-break (higher is more
+anomalous; 1.0 is a group's training 99th percentile), see ``serving``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from ndr_assets.models.serving import (
 )
 
 BUNDLE_KEYS = (
-    "format", "model_name", "model_version", "month", "features", "preprocessing", "baseline", "model",
+    "format", "model_name", "model_version", "month", "features", "preprocessing", "baseline", "model", "groups",
     "score_threshold", "trained_on",
 )
 

@@ -15,12 +15,22 @@ The four handlers the container calls, in order:
 - ``output_fn(predictions, accept)``: ``(body, content_type)``, JSON (``{"predictions": [..]}``) or
   CSV (``top_features`` as a JSON string column).
 
-Scores: ``prediction_score = -model.score_samples(preprocess(X))``, higher is more anomalous;
-``prediction_label = int(prediction_score >= score_threshold)``.
+Scores: the model is one Isolation Forest per feature group (the columns of one FG-A metric: its
+FG-A windows and every FG-C comparison of it, see ``ndr_assets.models.groups``). A group's raw score
+``-forest.score_samples(z[:, columns])`` is calibrated on the training rows,
+``(raw - center) / scale`` with the group's training median and 99th-percentile distance, so 0 is a
+typical training row and 1 is that group's top 1 %; then::
+
+    prediction_score = max over groups (calibrated) + TIE_BREAK * mean over groups (calibrated)
+
+higher is more anomalous; ``prediction_label = int(prediction_score >= score_threshold)``. A record is
+as anomalous as its most anomalous behaviour: one forest over all features would dilute an excess in
+one metric among hundreds of ordinary ones (a forest picks split features at random).
 
 Explanations (``top_features``) ask the model itself, not a proxy: the contribution of feature j to
 a record's score is how much the score drops when j alone is reset to its baseline (the training
-median, in preprocessed units ``z_base_j``)::
+median, in preprocessed units ``z_base_j``); j moves only its own group's forest, so the reset rows of
+a candidate are scored by that forest alone::
 
     contribution_j = score(z) - score(z with z_j := z_base_j)
 
@@ -30,8 +40,8 @@ feature would cost one extra scoring pass per feature (60 passes for 60 features
 which is ``|z_j|`` when the scaling centre is the median) are the candidates, because a feature at
 its baseline contributes nothing by construction and the forest's path lengths react most to values
 far out. All candidates of all records of a payload are scored in ONE ``score_samples`` call on a
-(candidates x records) stack, so an explanation costs k' extra rows per record, vectorized, and no
-Python loop over features. The ``top_k`` candidates with the largest contribution are reported with
+(candidates x records) stack (one ``score_samples`` call per group), so an explanation costs k' extra
+rows per record, vectorized, and no Python loop over features. The ``top_k`` candidates with the largest contribution are reported with
 their raw value and raw baseline; ``top_k`` is the bundle's ``"top_features"`` if present, else 5
 (never below 3, never above the number of features).
 """
@@ -44,7 +54,7 @@ import os
 
 import numpy as np
 
-BUNDLE_FORMAT = "ndr-isolation-forest/1"
+BUNDLE_FORMAT = "ndr-isolation-forest/2"
 MODEL_FILE = "model.joblib"
 MODEL_ARCHIVE = "model.tar.gz"
 SERVING_ENTRY = "code/inference.py"
@@ -56,7 +66,10 @@ TOP_FEATURES = "top_features"
 MODEL_VERSION = "model_version"
 MODEL_NAME = "model_name"
 
-PREPROCESSING_KEYS = ("eps", "scaling_method", "outlier_method", "z_max", "center", "scale")
+PREPROCESSING_KEYS = ("eps", "scaling_method", "outlier_method", "z_max", "deviations", "center", "scale")
+GROUP_KEYS = ("name", "columns", "center", "scale")
+# Weight of the mean calibrated group score in the combined score: orders records whose top group ties.
+TIE_BREAK = 1e-3
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -73,7 +86,9 @@ def preprocess(values: np.ndarray, preprocessing: dict) -> np.ndarray:
 
     ``z = (x - center) / scale`` per feature (training fitted ``center``/``scale``; ``scale`` is never
     below ``eps``); a missing or non-finite value becomes the centre (z = 0); with
-    ``outlier_method == "clip"`` z is clipped to ``[-z_max, z_max]``.
+    ``outlier_method == "clip"`` z is clipped to ``[-z_max, z_max]``; with ``deviations == "excess"``
+    values below the centre become 0: only an excess over the training median (more sessions, bytes,
+    peers, failures, novelty than usual) is a deviation, a quieter host is not an anomaly.
     """
     x = np.asarray(values, dtype=np.float64)
     center = np.asarray(preprocessing["center"], dtype=np.float64)
@@ -83,7 +98,22 @@ def preprocess(values: np.ndarray, preprocessing: dict) -> np.ndarray:
     if preprocessing.get("outlier_method", "clip") == "clip":
         z_max = float(preprocessing["z_max"])
         np.clip(z, -z_max, z_max, out=z)
+    if preprocessing.get("deviations", "both") == "excess":
+        np.maximum(z, 0.0, out=z)
     return z
+
+
+def group_scores(z: np.ndarray, bundle: dict) -> np.ndarray:
+    """Calibrated score of every group (groups x records) of preprocessed rows ``z``."""
+    out = np.empty((len(bundle["groups"]), z.shape[0]), dtype=np.float64)
+    for g, (forest, group) in enumerate(zip(bundle["model"], bundle["groups"], strict=True)):
+        out[g] = (-forest.score_samples(z[:, group["columns"]]) - group["center"]) / group["scale"]
+    return out
+
+
+def combine_group_scores(per_group: np.ndarray) -> np.ndarray:
+    """The record's score from its calibrated group scores (groups x records): max + TIE_BREAK * mean."""
+    return per_group.max(axis=0) + TIE_BREAK * per_group.mean(axis=0)
 
 
 # ---------------------------------------------------------------- model_fn
@@ -100,7 +130,8 @@ def model_fn(model_dir: str) -> dict:
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         found = bundle.get("format") if isinstance(bundle, dict) else type(bundle).__name__
         raise ValueError(f"{path}: bundle format is {found!r}, this serving code reads {BUNDLE_FORMAT!r}")
-    missing = [key for key in ("features", "preprocessing", "baseline", "model", "score_threshold") if key not in bundle]
+    missing = [key for key in ("features", "preprocessing", "baseline", "model", "groups", "score_threshold")
+               if key not in bundle]
     if missing:
         raise ValueError(f"{path}: bundle lacks key(s) {missing}")
     return bundle
@@ -170,11 +201,11 @@ def _top_k(bundle: dict, n_features: int) -> int:
 def scores_and_contributions(x: np.ndarray, bundle: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(scores, top_index, top_contribution)`` of raw rows ``x``: scores (n,), and per record the
     indices (n, top_k) of its top features with their contributions, best first (module docstring)."""
-    model = bundle["model"]
     preprocessing = bundle["preprocessing"]
     z = preprocess(x, preprocessing)
     n, n_features = z.shape
-    scores = -model.score_samples(z)
+    per_group = group_scores(z, bundle)
+    scores = combine_group_scores(per_group)
     top_k = _top_k(bundle, n_features)
     n_candidates = min(n_features, CANDIDATE_FACTOR * top_k)
     z_base = preprocess(np.asarray(bundle["baseline"], dtype=np.float64)[None, :], preprocessing)[0]
@@ -185,19 +216,40 @@ def scores_and_contributions(x: np.ndarray, bundle: dict) -> tuple[np.ndarray, n
         candidates = np.argpartition(-distance, n_candidates - 1, axis=1)[:, :n_candidates]
     else:
         candidates = np.broadcast_to(np.arange(n_features), (n, n_features)).copy()
-
-    # Stack of (candidate rank, record): a copy of z with that one candidate reset to its baseline.
-    reset = np.repeat(z[None, :, :], n_candidates, axis=0)
-    rank, row = np.meshgrid(np.arange(n_candidates), np.arange(n), indexing="ij")
     column = candidates.T  # (n_candidates, n)
-    reset[rank, row, column] = z_base[column]
-    reset_scores = -model.score_samples(reset.reshape(n_candidates * n, n_features)).reshape(n_candidates, n)
+    row = np.broadcast_to(np.arange(n), column.shape)
+
+    # A reset changes one group's score; the combined score with group g replaced needs the best of
+    # the other groups: the record's top score unless g is its top group, then the second.
+    n_groups = per_group.shape[0]
+    order = np.argsort(-per_group, axis=0)
+    best_group = order[0]
+    best = per_group[best_group, np.arange(n)]
+    second = per_group[order[1], np.arange(n)] if n_groups > 1 else np.full(n, -np.inf)
+    group_of = np.empty(n_features, dtype=np.int64)
+    position_in_group = np.empty(n_features, dtype=np.int64)
+    for g, group in enumerate(bundle["groups"]):
+        group_of[group["columns"]] = g
+        position_in_group[group["columns"]] = np.arange(len(group["columns"]))
+    reset_scores = np.empty(column.shape, dtype=np.float64)
+    candidate_group = group_of[column]
+    for g, (forest, group) in enumerate(zip(bundle["model"], bundle["groups"], strict=True)):
+        picked = candidate_group == g
+        if not picked.any():
+            continue
+        records, features = row[picked], column[picked]
+        stack = z[records][:, group["columns"]]  # one row per (candidate, record) of this group
+        stack[np.arange(len(records)), position_in_group[features]] = z_base[features]
+        calibrated = (-forest.score_samples(stack) - group["center"]) / group["scale"]
+        others = np.where(best_group[records] == g, second[records], best[records])
+        mean = per_group[:, records].mean(axis=0) + (calibrated - per_group[g, records]) / n_groups
+        reset_scores[picked] = np.maximum(others, calibrated) + TIE_BREAK * mean
     contribution = scores[None, :] - reset_scores  # (n_candidates, n)
 
     # Best first; ties broken by distance from baseline so equal contributions keep a stable meaning.
-    order = np.lexsort((-distance[row, column], -contribution), axis=0)[:top_k]  # (top_k, n)
-    top_index = np.take_along_axis(column, order, axis=0).T
-    top_contribution = np.take_along_axis(contribution, order, axis=0).T
+    rank = np.lexsort((-distance[row, column], -contribution), axis=0)[:top_k]  # (top_k, n)
+    top_index = np.take_along_axis(column, rank, axis=0).T
+    top_contribution = np.take_along_axis(contribution, rank, axis=0).T
     return scores, top_index, top_contribution
 
 

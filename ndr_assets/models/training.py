@@ -8,9 +8,11 @@
 2. the preprocessed matrix, through ``preprocess`` itself, so training sees exactly what
    serving will (non-finite values become the centre there; they are counted in the report);
 3. feature selection (:mod:`ndr_assets.models.selection`);
-4. the parameter search (:mod:`ndr_assets.models.tuning`);
-5. the final forest with the best parameters on the selected features, the threshold (the
-   ``label_quantile`` quantile of the training scores), the report and the score histogram.
+4. the feature groups (:mod:`ndr_assets.models.groups`: one per FG-A metric) and the parameter
+   search (:mod:`ndr_assets.models.tuning`);
+5. the final forests (one per group) with the best parameters on the selected features, calibrated
+   on the training rows, the threshold (the ``label_quantile`` quantile of the training scores), the
+   report and the score histogram.
 
 Every random step is seeded with ``spec.sampling.seed``: the same frame and spec give the same
 bundle.
@@ -27,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from ndr_assets.models.bundle import BUNDLE_FORMAT, BUNDLE_KEYS, preprocess
+from ndr_assets.models.groups import group_columns
 from ndr_assets.models.selection import select_features
-from ndr_assets.models.tuning import forest_for, tune
+from ndr_assets.models.tuning import ensemble_scores, fit_group_forests, tune
 from ndr_resources.model_specs import IfTrainingSpec, Preprocessing
 
 # Gaussian consistency constants: 1.4826 * MAD and IQR / 1.349 estimate sigma for normal data.
@@ -58,6 +61,7 @@ class PreprocessingFit:
             "scaling_method": settings.scaling_method,
             "outlier_method": settings.outlier_method,
             "z_max": float(settings.z_max),
+            "deviations": settings.deviations,
             "center": [float(self.center[j]) for j in pick],
             "scale": [float(self.scale[j]) for j in pick],
         }
@@ -152,9 +156,10 @@ def train_model(frame: pd.DataFrame, feature_columns: list[str], spec: IfTrainin
     z = np.ascontiguousarray(z_all[:, kept_columns])
     del z_all
 
-    tuning = tune(z, spec.tuning, seed=seed, trial_prefix=spec.experiments.trial_prefix)
-    model = forest_for(tuning.best_params, z.shape[0], seed).fit(z)
-    scores = -model.score_samples(z)
+    groups = group_columns(list(selection.kept), spec.feature_groups)
+    tuning = tune(z, spec.tuning, seed=seed, groups=groups, trial_prefix=spec.experiments.trial_prefix)
+    forests, calibrated_groups = fit_group_forests(z, groups, tuning.best_params, seed)
+    scores = ensemble_scores(z, forests, calibrated_groups)
     threshold = float(np.quantile(scores, spec.label_quantile))
 
     bundle = {
@@ -165,7 +170,8 @@ def train_model(frame: pd.DataFrame, feature_columns: list[str], spec: IfTrainin
         "features": list(selection.kept),
         "preprocessing": fit.bundle_preprocessing(settings, kept_columns),
         "baseline": [float(fit.baseline[j]) for j in kept_columns],
-        "model": model,
+        "model": forests,
+        "groups": calibrated_groups,
         "score_threshold": threshold,
         "trained_on": dict(trained_on),
     }
@@ -191,6 +197,10 @@ def train_model(frame: pd.DataFrame, feature_columns: list[str], spec: IfTrainin
             "dropped": dropped,
             "stability_share": selection.stability_share,
             "notes": selection.notes,
+        },
+        "groups": {
+            "by": spec.feature_groups, "count": len(groups),
+            "features": {name: len(columns) for name, columns in groups},
         },
         "tuning": tuning.to_report(),
         "trials": tuning.trials,
@@ -253,7 +263,7 @@ def score_histogram_png(scores: np.ndarray, threshold: float, *, title: str = "t
     axes.hist(scores, bins=HISTOGRAM_BINS, color="#4C72B0")
     axes.axvline(threshold, color="#C44E52", linestyle="--", label=f"threshold {threshold:.4f}")
     axes.set_yscale("log")  # the tail is what matters and it is a few rows
-    axes.set_xlabel("prediction_score (-score_samples)")
+    axes.set_xlabel("prediction_score (top calibrated group score)")
     axes.set_ylabel("rows (log)")
     axes.set_title(title)
     axes.legend(loc="upper right")

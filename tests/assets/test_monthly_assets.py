@@ -17,7 +17,6 @@ from pyspark.testing import assertDataFrameEqual
 
 from ndr_assets.baselines.datasets import baseline_partition, fg_b_table_uri
 from ndr_assets.models.artifacts import load_bundle
-from ndr_assets.models.bundle import preprocess
 from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
 from ndr_assets.models.scoring_asset import versioned_uri
 from ndr_assets.naming import missing_features_job_name
@@ -36,6 +35,7 @@ from ndr_resources.model_specs import InferencePredictionsSpec
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
 from ndr_resources.specs import FgABuilderSpec, FgBBuilderSpec, FgCBuilderSpec
 from seeds.provision import provision
+from tests.models.bundles import sklearn_scores
 
 PROJECT = "ndr-acme-finance"
 BUCKET = "ndr-test"
@@ -262,7 +262,7 @@ def test_held_out_windows_are_scored_with_explanations_and_joined(runs, spark):
     keys = ["host_ip", "window_label", "window_end_ts"]
     rows = (predictions.join(fg_a, keys).join(fg_c.drop(*[c for c in fg_a.columns if c not in keys]), keys)
             .orderBy("host_ip", "window_end_ts").limit(5).toPandas())
-    expected = -bundle["model"].score_samples(preprocess(rows[bundle["features"]].to_numpy(float), bundle["preprocessing"]))
+    expected = sklearn_scores(bundle, rows[bundle["features"]].to_numpy(float))
     assert rows["prediction_score"].to_numpy() == pytest.approx(expected, rel=1e-12)
     join = scoring.materializations["prediction_feature_join"]
     assert join["rows_out"] == join["prediction_rows"] == predictions.count()

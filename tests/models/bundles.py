@@ -1,8 +1,9 @@
 """A tiny real model bundle for the model tests: an IsolationForest fitted on seeded synthetic rows.
 
 Robust scaling as training does it (centre = median, scale = interquartile range), so the baseline
-(the training median) preprocesses to the zero vector: a record equal to the baseline is scored as
-``-model.score_samples(zeros)``.
+(the training median) preprocesses to the zero vector. One forest per feature group (default: the
+first half of the features and the rest), each calibrated on the training rows as training does;
+:func:`sklearn_scores` recomputes the combined score from the forests themselves.
 """
 
 from __future__ import annotations
@@ -26,16 +27,27 @@ def training_rows(n: int = 400, n_features: int = len(FEATURES), seed: int = 3) 
 
 
 def make_bundle(features: list[str] | None = None, *, rows: int = 400, n_estimators: int = 50,
-                top_features: int | None = None, seed: int = 3) -> dict:
+                top_features: int | None = None, seed: int = 3, groups: list[list[int]] | None = None) -> dict:
     """A complete bundle (the keys of ``ndr_assets.models.bundle``) fitted on ``training_rows``."""
     features = list(features or FEATURES)
     x = training_rows(rows, len(features), seed)
     median = np.median(x, axis=0)
     q1, q3 = np.percentile(x, [25, 75], axis=0)
     preprocessing = {"eps": 1e-6, "scaling_method": "robust", "outlier_method": "clip", "z_max": 6.0,
-                     "center": median.tolist(), "scale": (q3 - q1).tolist()}
-    model = IsolationForest(n_estimators=n_estimators, max_samples=128, random_state=seed).fit(preprocess(x, preprocessing))
-    training_scores = -model.score_samples(preprocess(x, preprocessing))
+                     "deviations": "both", "center": median.tolist(), "scale": (q3 - q1).tolist()}
+    z = preprocess(x, preprocessing)
+    half = max(1, len(features) // 2)
+    if groups is None:
+        groups = [list(range(half)), list(range(half, len(features)))] if len(features) > 1 else [[0]]
+    forests, described = [], []
+    for g, columns in enumerate(groups):
+        forest = IsolationForest(n_estimators=n_estimators, max_samples=128, random_state=seed + g).fit(z[:, columns])
+        raw = -forest.score_samples(z[:, columns])
+        forests.append(forest)
+        described.append({"name": f"group{g}", "columns": list(columns), "center": float(np.median(raw)),
+                          "scale": float(np.quantile(raw, 0.99) - np.median(raw))})
+    model_bundle = {"model": forests, "groups": described, "preprocessing": preprocessing}
+    training_scores = sklearn_scores(model_bundle, x)
     bundle = {
         "format": BUNDLE_FORMAT,
         "model_name": "isolation_forest",
@@ -44,7 +56,8 @@ def make_bundle(features: list[str] | None = None, *, rows: int = 400, n_estimat
         "features": features,
         "preprocessing": preprocessing,
         "baseline": median.tolist(),
-        "model": model,
+        "model": forests,
+        "groups": described,
         "score_threshold": float(np.quantile(training_scores, 0.99)),
         "trained_on": {"rows": rows, "sampled_rows": rows, "sampling": "all"},
     }
@@ -61,5 +74,9 @@ def write_bundle(model_dir: str, bundle: dict) -> str:
 
 
 def sklearn_scores(bundle: dict, x: np.ndarray) -> np.ndarray:
-    """The reference: what the model itself says about raw rows ``x``."""
-    return -bundle["model"].score_samples(preprocess(np.asarray(x, dtype=np.float64), bundle["preprocessing"]))
+    """The reference: what the forests themselves say about raw rows ``x``, combined as documented
+    (largest calibrated group score + 0.001 x their mean)."""
+    z = preprocess(np.asarray(x, dtype=np.float64), bundle["preprocessing"])
+    calibrated = np.array([(-forest.score_samples(z[:, group["columns"]]) - group["center"]) / group["scale"]
+                           for forest, group in zip(bundle["model"], bundle["groups"], strict=True)])
+    return calibrated.max(axis=0) + 0.001 * calibrated.mean(axis=0)

@@ -10,27 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.ensemble import IsolationForest
 
 import ndr_assets.models.serving as serving
 from ndr_assets.models.artifacts import extract_archive, histogram_markdown, load_bundle, package_model
-from ndr_assets.models.bundle import BUNDLE_FORMAT
 from ndr_assets.models.training import score_histogram_png
+from tests.models.bundles import make_bundle, sklearn_scores, training_rows
 
 
 def _bundle() -> tuple[dict, np.ndarray]:
-    rng = np.random.default_rng(2)
-    raw = rng.lognormal(size=(200, 3))
-    preprocessing = {"eps": 1e-6, "scaling_method": "robust", "outlier_method": "clip", "z_max": 6.0,
-                     "center": np.median(raw, axis=0).tolist(), "scale": [1.0, 2.0, 0.5]}
-    model = IsolationForest(n_estimators=25, max_samples=64, random_state=1).fit(serving.preprocess(raw, preprocessing))
-    bundle = {
-        "format": BUNDLE_FORMAT, "model_name": "isolation_forest", "model_version": "v1", "month": "2026-06",
-        "features": ["a", "b", "c"], "preprocessing": preprocessing, "baseline": preprocessing["center"],
-        "model": model, "score_threshold": 0.6,
-        "trained_on": {"first_window_end": "x", "last_window_end": "y", "rows": 200, "sampled_rows": 200, "sampling": {}},
-    }
-    return bundle, raw
+    bundle = make_bundle(["a", "b", "c"], rows=200, n_estimators=25)
+    return bundle, training_rows(200, 3)
 
 
 def test_the_archive_holds_the_bundle_and_the_serving_code_where_sagemaker_looks():
@@ -48,8 +37,7 @@ def test_the_unpacked_model_scores_exactly_like_the_original():
 
     loaded = load_bundle(package_model(bundle))
 
-    original = bundle["model"].score_samples(serving.preprocess(raw, bundle["preprocessing"]))
-    assert np.array_equal(loaded["model"].score_samples(serving.preprocess(raw, loaded["preprocessing"])), original)
+    assert np.array_equal(sklearn_scores(loaded, raw), sklearn_scores(bundle, raw))
     assert {k: v for k, v in loaded.items() if k != "model"} == {k: v for k, v in bundle.items() if k != "model"}
 
 

@@ -34,12 +34,12 @@ def test_model_fn_loads_the_bundle_and_refuses_another_format(tmp_path, bundle):
     assert loaded["features"] == FEATURES and loaded["model_version"] == "v-test-1"
 
     write_bundle(str(tmp_path / "old"), {**bundle, "format": "ndr-isolation-forest/0"})
-    with pytest.raises(ValueError, match=r"bundle format is 'ndr-isolation-forest/0'.*'ndr-isolation-forest/1'"):
+    with pytest.raises(ValueError, match=r"bundle format is 'ndr-isolation-forest/0'.*'ndr-isolation-forest/2'"):
         serving.model_fn(str(tmp_path / "old"))
     with pytest.raises(FileNotFoundError, match=r"no model\.joblib in model directory"):
         serving.model_fn(str(tmp_path / "missing"))
     (tmp_path / "plain").mkdir()
-    joblib.dump(bundle["model"], tmp_path / "plain" / "model.joblib")
+    joblib.dump(bundle["model"][0], tmp_path / "plain" / "model.joblib")
     with pytest.raises(ValueError, match=r"bundle format is 'IsolationForest'"):
         serving.model_fn(str(tmp_path / "plain"))
 
@@ -77,7 +77,7 @@ def test_predict_fn_names_missing_and_non_numeric_features(bundle):
 def test_a_record_at_the_baseline_scores_as_the_zero_vector_and_nothing_contributes(bundle):
     frame = pd.DataFrame([{"record_id": "base", **_baseline_record(bundle)}])
     [prediction] = serving.predict_fn(frame, bundle)
-    assert prediction["prediction_score"] == -bundle["model"].score_samples(np.zeros((1, 4)))[0]
+    assert prediction["prediction_score"] == sklearn_scores(bundle, np.asarray([bundle["baseline"]]))[0]
     assert prediction["record_id"] == "base"
     assert prediction["model_version"] == "v-test-1" and prediction["model_name"] == "isolation_forest"
     assert len(prediction["top_features"]) == 4  # default 5, but the model has 4 features
@@ -118,7 +118,7 @@ def test_top_features_count_comes_from_the_bundle_and_is_at_least_three():
 def test_missing_value_is_scored_as_the_centre_and_reported_as_null(bundle):
     body = json.dumps({"instances": [{"record_id": "gap", **_baseline_record(bundle, sessions=None)}]})
     [prediction] = serving.predict_fn(serving.input_fn(body, "application/json"), bundle)
-    assert prediction["prediction_score"] == -bundle["model"].score_samples(np.zeros((1, 4)))[0]
+    assert prediction["prediction_score"] == sklearn_scores(bundle, np.asarray([bundle["baseline"]]))[0]
     [sessions] = [t for t in prediction["top_features"] if t["feature"] == "sessions"]
     assert sessions["value"] is None and sessions["contribution"] == 0.0
 
@@ -159,3 +159,22 @@ def test_output_fn_answers_json_for_any_and_refuses_unknown_accept(bundle):
     assert serving.output_fn([], "text/csv")[0] == "record_id,prediction_score,prediction_label,model_version,model_name,top_features\n"
     with pytest.raises(ValueError, match=r"unsupported accept type 'application/x-parquet'"):
         serving.output_fn([], "application/x-parquet")
+
+
+def test_contributions_equal_a_full_rescore_with_the_feature_reset_in_either_group(bundle):
+    # sessions (group 0) far off, distinct_ports (group 1) mildly off: the reset of each is scored by its
+    # own group's forest only, and must equal re-scoring the whole record with that feature reset.
+    base = bundle["baseline"]
+    record = _baseline_record(bundle, sessions=base[1] * 40, distinct_ports=base[3] * 3)
+    [prediction] = serving.predict_fn(pd.DataFrame([{"record_id": "r", **record}]), bundle)
+
+    raw = np.array([[record[f] for f in FEATURES]])
+    score = sklearn_scores(bundle, raw)[0]
+    for top in prediction["top_features"]:
+        reset = raw.copy()
+        reset[0, FEATURES.index(top["feature"])] = top["baseline"]
+        assert top["contribution"] == pytest.approx(score - sklearn_scores(bundle, reset)[0], abs=1e-12)
+    by_feature = {t["feature"]: t["contribution"] for t in prediction["top_features"]}
+    assert by_feature["sessions"] > 0.05
+    # distinct_ports is not in the record's top group: it moves only the tie-break (0.001 x the mean).
+    assert abs(by_feature["distinct_ports"]) < 0.01

@@ -13,6 +13,7 @@ from ndr_assets.models.bundle import BUNDLE_FORMAT, BUNDLE_KEYS
 from ndr_assets.models.serving import preprocess
 from ndr_assets.models.training import fit_preprocessing, train_model
 from ndr_resources.model_specs import IfTrainingSpec, Preprocessing
+from tests.models.bundles import sklearn_scores
 
 TRAINED_ON = {"first_window_end": "2026-01-01T00:08:00Z", "last_window_end": "2026-04-30T23:53:00Z",
               "rows": 1000, "sampled_rows": 400, "sampling": {"method": "stratified"}}
@@ -27,6 +28,9 @@ def _spec(**overrides) -> IfTrainingSpec:
         "tuning": {"method": "grid", "max_trials": 2,
                    "search_space": {"n_estimators": [20, 40], "max_samples": [64], "max_features": [1.0]}},
         "sampling": {"seed": 11},
+        # Log-normal columns put many rows beyond 6 robust sigmas: clipping there would tie the planted
+        # hosts with that tail in these one-column groups.
+        "preprocessing": {"z_max": 50.0},
         **overrides,
     }
     return IfTrainingSpec.model_validate(payload)
@@ -100,10 +104,13 @@ def test_serving_preprocess_consumes_the_fit():
     values = np.array([[1.0], [2.0], [3.0], [4.0], [100.0], [np.nan]])
     fit = fit_preprocessing(values, ["x"], Preprocessing(z_max=6.0))
 
-    z = preprocess(values, fit.bundle_preprocessing(Preprocessing(z_max=6.0)))
+    z = preprocess(values, fit.bundle_preprocessing(Preprocessing(z_max=6.0, deviations="both")))
+    excess = preprocess(values, fit.bundle_preprocessing(Preprocessing(z_max=6.0)))
 
     # (x - 3) / 1.4826; 100 clips to 6; NaN is the centre.
     assert z[:, 0] == pytest.approx([-2 / 1.4826, -1 / 1.4826, 0.0, 1 / 1.4826, 6.0, 0.0])
+    # The default counts only an excess over the median: below it is the median.
+    assert excess[:, 0] == pytest.approx([0.0, 0.0, 0.0, 1 / 1.4826, 6.0, 0.0])
 
 
 # ---------------------------------------------------------------- train_model
@@ -125,7 +132,18 @@ def test_the_bundle_has_the_contract_keys_and_the_selected_features(trained):
     assert bundle["features"] == ["bytes", "sessions", "peers", "ports"]
     assert len(bundle["preprocessing"]["center"]) == len(bundle["preprocessing"]["scale"]) == 4
     assert bundle["trained_on"] == TRAINED_ON
-    assert bundle["model"].n_features_in_ == 4
+    # One forest per metric (here every column is its own metric), calibrated on the training rows.
+    assert [g["name"] for g in bundle["groups"]] == ["bytes", "sessions", "peers", "ports"]
+    assert [g["columns"] for g in bundle["groups"]] == [[0], [1], [2], [3]]
+    assert [forest.n_features_in_ for forest in bundle["model"]] == [1, 1, 1, 1]
+    frame, _ = trained
+    z = preprocess(frame[bundle["features"]].to_numpy(), bundle["preprocessing"])
+    for forest, group in zip(bundle["model"], bundle["groups"], strict=True):
+        raw = -forest.score_samples(z[:, group["columns"]])
+        assert group["center"] == float(np.quantile(raw, 0.5))
+        assert group["scale"] == pytest.approx(float(np.quantile(raw, 0.99) - np.quantile(raw, 0.5)))
+    assert result.report["groups"] == {"by": "metric", "count": 4,
+                                       "features": {"bytes": 1, "sessions": 1, "peers": 1, "ports": 1}}
 
 
 def test_centre_and_baseline_are_the_training_medians(trained):
@@ -139,7 +157,7 @@ def test_centre_and_baseline_are_the_training_medians(trained):
 def test_threshold_is_the_label_quantile_of_the_training_scores(trained):
     frame, result = trained
     bundle = result.bundle
-    scores = -bundle["model"].score_samples(preprocess(frame[bundle["features"]].to_numpy(), bundle["preprocessing"]))
+    scores = sklearn_scores(bundle, frame[bundle["features"]].to_numpy())
 
     assert bundle["score_threshold"] == float(np.quantile(scores, 0.99))
     # 400 distinct scores, q = 0.99: the threshold lies between the 396th and 397th: 4 rows are at or above it.
@@ -168,9 +186,10 @@ def test_the_report_is_json_and_names_drops_non_finite_counts_and_the_trials(tra
 def test_training_is_deterministic_for_the_spec_seed(trained):
     frame, first = trained
     second = train_model(frame, list(frame.columns), _spec(), month="2026-06", trained_on=TRAINED_ON)
-    x = preprocess(frame[first.bundle["features"]].to_numpy(), first.bundle["preprocessing"])
+    x = frame[first.bundle["features"]].to_numpy()
 
-    assert np.array_equal(first.bundle["model"].score_samples(x), second.bundle["model"].score_samples(x))
+    assert np.array_equal(sklearn_scores(first.bundle, x), sklearn_scores(second.bundle, x))
+    assert first.bundle["groups"] == second.bundle["groups"]
     assert first.bundle["score_threshold"] == second.bundle["score_threshold"]
 
 

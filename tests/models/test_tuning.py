@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ndr_assets.models.tuning import candidate_params, forest_for, rank_stability, separation, tune
+from ndr_assets.models.tuning import (
+    candidate_params,
+    ensemble_scores,
+    fit_group_forests,
+    forest_for,
+    rank_stability,
+    separation,
+    tune,
+)
 from ndr_resources.model_specs import Tuning
 
 SMALL_SPACE = {"n_estimators": [10, 20], "max_samples": [32, 64]}
@@ -70,11 +78,12 @@ def test_every_trial_is_recorded_and_the_best_has_the_highest_objective():
     assert [t["trial"] for t in result.trials] == ["exp-000", "exp-001", "exp-002", "exp-003"]
     assert [t["params"] for t in result.trials] == candidate_params(spec, seed=3)[0]
     for trial in result.trials:
-        # Each recorded part is what the parameters give when refitted here.
+        # Each recorded part is what the parameters give when refitted here: one group of every column,
+        # calibrated, which is an affine map of the forest's own scores (same separation and ranks).
         scores = -forest_for(trial["params"], len(z), 3).fit(z).score_samples(z)
         other = -forest_for(trial["params"], len(z), 4).fit(z).score_samples(z)
-        assert trial["separation"] == separation(scores)[1]
-        assert trial["stability"] == rank_stability(scores, other)
+        assert trial["separation"] == pytest.approx(separation(scores)[1], rel=1e-12)
+        assert trial["stability"] == pytest.approx(rank_stability(scores, other), rel=1e-12)
         assert trial["objective"] == pytest.approx(0.5 * trial["separation"] + 0.5 * trial["stability"])
         assert trial["seconds"] >= 0
     assert result.best == max(result.trials, key=lambda t: t["objective"])
@@ -123,3 +132,20 @@ def test_tuning_is_deterministic_for_a_seed():
 def test_unknown_objective_parts_are_refused():
     with pytest.raises(ValueError, match=r"unknown part\(s\) \['recall'\]"):
         tune(_data(), Tuning(search_space=SMALL_SPACE, objective_weights={"recall": 1.0}), seed=1)
+
+
+def test_trials_score_the_groups_as_training_combines_them():
+    z = _data()
+    groups = [("first", [0]), ("rest", list(range(1, z.shape[1])))]
+    spec = Tuning(method="grid", max_trials=1, search_space={"n_estimators": [20], "max_samples": [64]})
+
+    [trial] = tune(z, spec, seed=3, groups=groups).trials
+
+    scores, other = (ensemble_scores(z, *fit_group_forests(z, groups, trial["params"], s)) for s in (3, 4))
+    assert trial["separation"] == separation(scores)[1]
+    assert trial["stability"] == rank_stability(scores, other)
+    forests, described = fit_group_forests(z, groups, trial["params"], 3)
+    assert [f.n_features_in_ for f in forests] == [1, z.shape[1] - 1]
+    raw_first = -forests[0].score_samples(z[:, [0]])
+    assert described[0] == {"name": "first", "columns": [0], "center": float(np.quantile(raw_first, 0.5)),
+                            "scale": float(np.quantile(raw_first, 0.99) - np.quantile(raw_first, 0.5))}
