@@ -14,7 +14,7 @@ import re
 import shutil
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,17 +149,25 @@ class Lake(dg.ConfigurableResource, ABC):
         partitions: Sequence[PartitionSpec],
         *,
         extra_marker: dict[str, Any] | None = None,
+        rows: Mapping[str, int] | None = None,
     ) -> dict[str, int]:
         """Write ``df`` (which carries the partition columns) and publish each listed partition.
 
         Each partition in ``partitions`` is replaced exactly, even when ``df`` has no rows for it
         (it is then published empty), so re-materializing a range is idempotent. Rows whose
         partition values are not listed are an error: the caller asked to publish a range.
-        Returns rows written per partition label.
+        Returns rows written per partition label. ``rows``: the rows per partition label, when the
+        caller already counted them on the (persisted) frame it writes; the written files are then
+        not read back, and a row outside the range fails before anything is written.
         """
         from pyspark.sql import functions as F
 
         columns = [col for col, _ in partitions[0].values] if partitions else []
+        expected = {p.label() for p in partitions}
+        if rows is not None:
+            unexpected = sorted(label for label, count in rows.items() if count and label not in expected)
+            if unexpected:
+                raise InputDataError(dataset_uri, f"rows fall outside the partitions being published: {unexpected[:5]}")
         staging = join_uri(dataset_uri, "_staging", uuid.uuid4().hex) + "/"
         # One file per published partition: without the repartition every task writes a file into every
         # partition it holds rows of (shuffle partitions x windows files of a few rows, each paying a
@@ -168,15 +176,14 @@ class Lake(dg.ConfigurableResource, ABC):
         parallelism = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions") or 200)
         written_frame = df.repartition(parallelism, *columns) if columns else df
         written_frame.write.mode("overwrite").partitionBy(*columns).parquet(self.spark_uri(staging))
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = dict(rows) if rows is not None else {}
         # Partition values are text ("0808"): counting must not let Spark infer them as numbers.
         df.sparkSession.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
-        written = df.sparkSession.read.parquet(self.spark_uri(staging)) if self.list_objects(staging) else None
+        written = df.sparkSession.read.parquet(self.spark_uri(staging)) if rows is None and self.list_objects(staging) else None
         if written is not None and columns:
             for row in written.groupBy(*[F.col(c).cast("string") for c in columns]).count().collect():
                 counts["/".join(str(row[i]) for i in range(len(columns)))] = int(row["count"])
-        expected = {p.label() for p in partitions}
-        unexpected = sorted(set(counts) - expected)
+        unexpected = sorted(set(counts) - expected) if rows is None else []
         if unexpected:
             self.delete_prefix(staging)
             raise InputDataError(dataset_uri, f"rows fall outside the partitions being published: {unexpected[:5]}")

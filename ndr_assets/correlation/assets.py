@@ -23,6 +23,7 @@ from ndr_assets.naming import FG_B_TABLES, FG_C, asset_key, group_name_for
 from ndr_assets.partitions import correlation_partitions, first_baseline_month
 from ndr_assets.publishing import cached, publish_dataset
 from ndr_assets.transforms.fg_c import BaselineTables, build_fg_c, resolve_fg_c_lists
+from ndr_assets.transforms.fg_c_sql import quoted
 from ndr_assets.transforms.schemas import (
     FG_B_IP_METADATA_SCHEMA,
     PAIR_COUNTS_SCHEMA,
@@ -83,17 +84,17 @@ def _read_baselines(session, lake: Lake, spec: FgCBuilderSpec, project: ProjectC
     return baselines
 
 
-def _nan_count(features: DataFrame, columns: list[str]) -> int:
-    """Feature values that are NaN or infinite (FG-C columns are non-null by contract): one aggregation.
+def _bad_values_sql(columns: list[str]) -> str:
+    """SQL counting a row's feature values that are NaN or infinite (FG-C columns are non-null by contract).
 
-    One flat array per row (a higher-order ``filter`` in the JVM): summing 1,300 column expressions
-    would nest 1,300 levels deep and overflow Catalyst's stack.
+    One flat array per row (a higher-order ``filter`` in the JVM): adding 1,300 column expressions
+    would nest 1,300 levels deep and overflow Catalyst's stack. SQL text, not ``Column`` objects:
+    one py4j call instead of several per feature (~6 s for 1,359 columns).
     """
     if not columns:
-        return 0
-    values = F.array(*[F.col(c).cast("double") for c in columns])
-    bad = F.size(F.filter(values, lambda x: F.isnan(x) | (F.abs(x) == float("inf"))))
-    return int(features.agg(F.sum(bad).alias("bad")).first()["bad"] or 0)
+        return "0"
+    values = ", ".join(f"CAST({quoted(c)} AS DOUBLE)" for c in columns)
+    return f"size(filter(array({values}), x -> isnan(x) OR abs(x) = CAST('Infinity' AS DOUBLE)))"
 
 
 def build_correlation_assets(
@@ -160,7 +161,7 @@ def build_correlation_assets(
                 preview_columns=["host_ip", "window_end_ts", "baseline_source", "z_mad_sessions_cnt_w_15m",
                                  "anomaly_strength_core", "beacon_suspicion_score", "exfiltration_suspicion_score",
                                  "rare_pair_flag"],
-                measure=lambda df: _nan_count(df, feature_columns),
+                measure=_bad_values_sql(feature_columns),
             )
             rows_out, bad_values = features.rows_out, features.measured
             rows_in = fg_a.count()

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from ndr_assets import checks
 from ndr_assets.baselines.datasets import month_label, month_start_of
-from ndr_assets.datasets import window_partitions, with_partitions_of_window_end
+from ndr_assets.datasets import read_required_windows, window_partitions, with_partitions_of_window_end
 from ndr_assets.models.schemas import PREDICTIONS_SCHEMA
 from ndr_assets.naming import IF_MODEL, PREDICTION_FEATURE_JOIN, PREDICTIONS, asset_key, group_name_for
 from ndr_assets.partitions import correlation_partitions, next_month_start, training_range
@@ -251,10 +251,8 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
         session = spark.session()
         needed_by = f"{name}: prediction_feature_join"
         predictions_uri = versioned_uri(spec.predictions_input.s3_prefix, version)
-        preds, missing = lake.read_partitions(session, predictions_uri, partitions, PREDICTIONS_SCHEMA)
-        if missing:
-            raise dg.Failure(f"{needed_by} needs predictions for {len(missing)} window(s) that are not published, "
-                             f"e.g. {[m.label() for m in missing[:5]]}; materialize {PREDICTIONS} for them first.")
+        preds = read_required_windows(session, lake, predictions_uri, partitions, PREDICTIONS_SCHEMA,
+                                      needed_by=needed_by, dataset=PREDICTIONS)
         fg_a, fg_c, _ = _read_features(session, lake, spec.feature_inputs, fg_c_spec, partitions, needed_by=needed_by)
         try:
             joined = join_predictions_with_features(preds, fg_a, fg_c, version)
@@ -264,12 +262,9 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
         prediction_rows = preds.count()
         if destination.type == "s3":
             output = versioned_uri(destination.s3.s3_prefix, version)
-            joined = joined.persist()
-            try:
-                rows = lake.publish_partitions(with_partitions_of_window_end(joined, "window_end_ts"), output, partitions)
-                columns = joined.columns
-            finally:
-                joined.unpersist()
+            # Not persisted: the write is the join's only action (the row counts are read from the written files).
+            rows = lake.publish_partitions(with_partitions_of_window_end(joined, "window_end_ts"), output, partitions)
+            columns = joined.columns
             rows_out = sum(rows.values())
             metadata = {"location": dg.MetadataValue.path(output)}
         else:

@@ -63,10 +63,6 @@ def partition_window_starts(context: dg.AssetExecutionContext) -> list[datetime]
     return window_starts(window.start, window.end)
 
 
-def sessions_counted(df: DataFrame) -> int:
-    return int(df.agg(F.sum("sessions_cnt")).first()[0] or 0)
-
-
 # ---------------------------------------------------------------- redeliveries
 
 

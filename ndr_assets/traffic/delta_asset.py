@@ -28,7 +28,6 @@ from ndr_assets.traffic.common import (
     raw_deliveries,
     rejection_check,
     session_keys_uri,
-    sessions_counted,
     window_asset_settings,
 )
 from ndr_assets.traffic.raw_input import WindowTraffic, lateness_counts
@@ -136,7 +135,7 @@ def build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: lis
                 partitions=partitions, keys=DELTA_KEYS, with_partition_columns=slice_partitions,
                 preview_columns=["host_ip", "role", "slice_start", "sessions_cnt", "bytes_src_sum",
                                  "peer_ip_nunique"],
-                measure=sessions_counted,
+                measure="sessions_cnt",
             )
             peer = publish_dataset(
                 frames.peer_slices, dataset="delta_peer_slices", lake=lake, location=peer_uri,

@@ -20,7 +20,6 @@ from ndr_assets.traffic.common import (
     raw_deliveries,
     rejection_check,
     session_keys_uri,
-    sessions_counted,
     window_asset_settings,
 )
 from ndr_assets.transforms.pair_counts import filter_rules, pair_counts_frame
@@ -81,7 +80,7 @@ def build_pair_counts_asset(*, project: ProjectConfig, partitions_def, key_prefi
                 partitions=partitions, keys=PAIR_COUNT_KEYS,
                 with_partition_columns=lambda df: with_partitions_of_window_end(df, "event_ts"),
                 preview_columns=["src_ip", "dst_ip", "dst_port", "event_ts", "sessions_cnt"],
-                measure=sessions_counted,
+                measure="sessions_cnt",
             )
             publish_session_keys(lake, deliveries.clean, keys_uri, partitions)
             quarantined = publish_quarantine(session, lake, raw, deliveries.dq, quarantine, partitions)

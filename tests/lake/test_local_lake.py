@@ -62,6 +62,18 @@ def test_rows_outside_the_published_partitions_are_refused(spark, tmp_path):
     assert lake.list_objects(DATASET) == []
 
 
+def test_counts_given_by_the_caller_are_the_markers_and_a_row_outside_fails_before_writing(spark, tmp_path):
+    lake = LocalLake(root=str(tmp_path))
+    frame = _frame(spark, [("a", 1, "2026-01-05"), ("b", 2, "2026-01-05")])
+    assert lake.publish_partitions(frame, DATASET, [DAY1, DAY2], rows={"2026-01-05": 2}) == {
+        "2026-01-05": 2, "2026-01-06": 0}
+    assert lake.read_json(join_uri(DATASET, DAY1.path(), SUCCESS_MARKER))["rows"] == 2
+    assert lake.read_json(join_uri(DATASET, DAY2.path(), SUCCESS_MARKER))["rows"] == 0
+    with pytest.raises(InputDataError, match=r"outside the partitions being published: \['2026-01-07'\]"):
+        lake.publish_partitions(_frame(spark, [("c", 3, "2026-01-07")]), DATASET, [DAY1], rows={"2026-01-07": 1})
+    assert not any("_staging" in uri for uri in lake.list_objects(DATASET))
+
+
 def test_unpublished_partition_is_reported_missing(spark, tmp_path):
     lake = LocalLake(root=str(tmp_path))
     lake.publish_partitions(_frame(spark, [("a", 1, "2026-01-05")]), DATASET, [DAY1])
