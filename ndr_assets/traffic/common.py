@@ -190,7 +190,7 @@ def quarantine_mismatches(accounts: RecordAccounts, raw: WindowTraffic, written:
 def accounting_metadata(accounts: RecordAccounts, raw: WindowTraffic, extra: dict) -> dict:
     """The one set of counters of a raw-input asset: per run, per reason, and the windows that lost rows."""
     totals = accounts.totals()
-    reader = raw.read.counters()
+    reader = raw.reader_counts
     return {
         "windows": len(accounts.per_window),
         "mini_batches": len(raw.listing.batches),

@@ -16,7 +16,7 @@ from ndr_assets.datasets import (
     with_window_partition_columns,
 )
 from ndr_assets.naming import DELTA
-from ndr_assets.publishing import PublishedDataset, publish_dataset
+from ndr_assets.publishing import PublishedDataset, cached, publish_dataset
 from ndr_assets.traffic.accounting import READ_SKIP_REASONS, RecordAccounts, account_records, record_outcomes
 from ndr_assets.traffic.common import (
     REDELIVERED,
@@ -30,7 +30,7 @@ from ndr_assets.traffic.common import (
     session_keys_uri,
     window_asset_settings,
 )
-from ndr_assets.traffic.raw_input import WindowTraffic, lateness_counts
+from ndr_assets.traffic.raw_input import WindowTraffic, lateness_flags
 from ndr_assets.transforms.delta import build_delta
 from ndr_assets.transforms.port_sets import PortSets
 from ndr_assets.transforms.segments import in_segment_mapping
@@ -121,27 +121,31 @@ def build_delta_asset(*, project: ProjectConfig, partitions_def, key_prefix: lis
             monitored = [in_segment_mapping(F.col(role.host_ip), mapping) for role in spec.roles]
             rule = deliveries.outcome_rule(F.when(~reduce(Column.__or__, monitored), F.lit(NO_MONITORED_HOST)))
             role_rows = F.when(~F.col(REDELIVERED_COL), reduce(Column.__add__, [m.cast("long") for m in monitored]))
+            # Lateness of the kept sessions rides on the accounting's aggregation (no pass of its own).
+            late = {name: F.when(~F.col(REDELIVERED_COL), flag).otherwise(0) for name, flag in lateness_flags().items()}
             outcomes = record_outcomes(raw.records, deliveries.dq, deliveries.flagged, rule,
-                                       {ROLE_ROWS: F.coalesce(role_rows, F.lit(0))})
+                                       {ROLE_ROWS: F.coalesce(role_rows, F.lit(0)), **late})
             accounts = account_records(outcomes, starts, (*READ_SKIP_REASONS, REDELIVERED, NO_MONITORED_HOST))
-            lateness = lateness_counts(kept)
+            lateness = {name: accounts.totals().get(name, 0) for name in late}
             try:
                 frames = build_delta(kept, spec, port_sets)
             except ValueError as exc:  # an operator the builder does not know
                 raise SpecError(spec.project_name, item, "operators", str(exc)) from None
             slice_partitions = lambda df: with_window_partition_columns(df, "slice_start")  # noqa: E731
-            host = publish_dataset(
-                frames.host_slices, dataset="delta_host_slices", lake=lake, location=host_uri,
-                partitions=partitions, keys=DELTA_KEYS, with_partition_columns=slice_partitions,
-                preview_columns=["host_ip", "role", "slice_start", "sessions_cnt", "bytes_src_sum",
-                                 "peer_ip_nunique"],
-                measure="sessions_cnt",
-            )
-            peer = publish_dataset(
-                frames.peer_slices, dataset="delta_peer_slices", lake=lake, location=peer_uri,
-                partitions=partitions, keys=DELTA_PEER_KEYS, with_partition_columns=slice_partitions,
-                preview_columns=["host_ip", "role", "slice_start", "peer_ip", "peer_port", "sessions_cnt"],
-            )
+            # Both slice datasets are built on the finest aggregate: compute it once for the two writes.
+            with cached(frames.finest):
+                host = publish_dataset(
+                    frames.host_slices, dataset="delta_host_slices", lake=lake, location=host_uri,
+                    partitions=partitions, keys=DELTA_KEYS, with_partition_columns=slice_partitions,
+                    preview_columns=["host_ip", "role", "slice_start", "sessions_cnt", "bytes_src_sum",
+                                     "peer_ip_nunique"],
+                    measure="sessions_cnt",
+                )
+                peer = publish_dataset(
+                    frames.peer_slices, dataset="delta_peer_slices", lake=lake, location=peer_uri,
+                    partitions=partitions, keys=DELTA_PEER_KEYS, with_partition_columns=slice_partitions,
+                    preview_columns=["host_ip", "role", "slice_start", "peer_ip", "peer_port", "sessions_cnt"],
+                )
             publish_session_keys(lake, deliveries.clean, keys_uri, partitions)
             quarantined = publish_quarantine(session, lake, raw, deliveries.dq, quarantine, partitions)
             metadata = accounting_metadata(accounts, raw, {

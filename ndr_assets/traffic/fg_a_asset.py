@@ -62,11 +62,17 @@ def build_fg_a_asset(
         trailing = _trailing_partitions(project, starts)
         host_slices = read_required_windows(session, lake, host_uri, trailing, DELTA_HOST_SLICE_SCHEMA,
                                             needed_by=f"{project.project_name}: fg_a", dataset="delta")
-        peer_slices, _ = lake.read_partitions(session, peer_uri, trailing, DELTA_PEER_SLICE_SCHEMA)
+        peer_slices, peer_missing = lake.read_partitions(session, peer_uri, trailing, DELTA_PEER_SLICE_SCHEMA)
         project_start = floor_to_window_start(project.start)
         lookback_start = max(project_start, starts[0] - timedelta(days=spec.lookback30d.days))
         lookback_parts = window_partitions(window_starts(lookback_start, starts[0]))
-        lookback, lookback_missing = lake.read_partitions(session, peer_uri, lookback_parts, DELTA_PEER_SLICE_SCHEMA)
+        # The lookback's last day is the trailing day, already read above (and the transform takes those
+        # slices from the trailing read): read only the windows before it.
+        trailing_labels = {p.label() for p in trailing}
+        older_parts = [p for p in lookback_parts if p.label() not in trailing_labels]
+        lookback, older_missing = lake.read_partitions(session, peer_uri, older_parts, DELTA_PEER_SLICE_SCHEMA)
+        lookback_labels = {p.label() for p in lookback_parts}
+        lookback_missing = [*older_missing, *[p for p in peer_missing if p.label() in lookback_labels]]
         # Every FG-A family reads the peer slices (window sums, novelty keys and history, cadence), and the
         # host slices serve the additive family and the active-host count: read each once.
         output = spec.fg_a_output.s3_prefix

@@ -127,13 +127,19 @@ def _spark_format(python_format: str) -> str:
     ).replace("%M", "mm").replace("%S", "ss").replace("T", "'T'").replace("Z", "'Z'")
 
 
+def lateness_flags() -> dict[str, Column]:
+    """Per row with ``window_start``: 1 when the session ended before its arrival window (``late_sessions``)
+    or after it (``early_sessions``, clock skew), else 0; summed, they are :func:`lateness_counts`."""
+    window_end = window_end_col(F.col("window_start"))
+    return {
+        "late_sessions": F.when(F.col("event_end") < F.col("window_start"), 1).otherwise(0),
+        "early_sessions": F.when(F.col("event_end") >= window_end, 1).otherwise(0),
+    }
+
+
 def lateness_counts(traffic: DataFrame) -> dict[str, int]:
     """How many sessions ended before their arrival window (late) or after it (clock skew)."""
-    window_end = window_end_col(F.col("window_start"))
-    row = traffic.agg(
-        F.sum(F.when(F.col("event_end") < F.col("window_start"), 1).otherwise(0)).alias("late_sessions"),
-        F.sum(F.when(F.col("event_end") >= window_end, 1).otherwise(0)).alias("early_sessions"),
-    ).first()
+    row = traffic.agg(*[F.sum(flag).alias(name) for name, flag in lateness_flags().items()]).first()
     return {key: int(row[key] or 0) for key in ("late_sessions", "early_sessions")}
 
 
@@ -154,6 +160,8 @@ class WindowTraffic:
     listing: MiniBatchListing
     read: TrafficRead
     unreadable: list[UnreadableFile]
+    # ``read.counters()``, taken by the action that fills the records' cache (one scan, not two).
+    reader_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def records(self) -> DataFrame:
@@ -188,9 +196,10 @@ def read_window_traffic(
         try:
             read = read_traffic(spark, files, spec_input)
             read.records.persist(StorageLevel.MEMORY_AND_DISK)
-            with read.named_read_errors():
-                read.records.count()  # every file is read here once; later actions use the cache
-            return WindowTraffic(listing=listing, read=read, unreadable=unreadable)
+            # Every file is read here once, filling the cache that later actions use; the same
+            # aggregation gives the read counters.
+            counts = read.counters()
+            return WindowTraffic(listing=listing, read=read, unreadable=unreadable, reader_counts=counts)
         except UnreadableFileError as exc:
             if read is not None:
                 read.records.unpersist()

@@ -431,12 +431,14 @@ class DeltaFrames:
     """The two delta datasets of one or more windows, built on one shared first-level aggregation.
 
     Each write is its own Spark job, so writing both computes the shared stage (roles, segments,
-    the shuffle, the finest aggregate) twice. Persisting that stage was measured (1M sessions,
-    2 cores) to cost about what it saves, so it is left to Spark; persist the input traffic.
+    the shuffle, the finest aggregate) twice unless the caller persists ``finest``. At 1M sessions
+    (2 cores) persisting it was measured to cost about what it saves; at a demo day (37k sessions)
+    the recomputation is a whole extra shuffle and aggregation job, so the asset persists it.
     """
 
     host_slices: DataFrame  # DELTA_HOST_SLICE_SCHEMA
     peer_slices: DataFrame  # DELTA_PEER_SLICE_SCHEMA
+    finest: DataFrame  # the shared aggregate both are built on
 
 
 def build_host_slices(
@@ -464,7 +466,7 @@ def build_delta(traffic: DataFrame, spec: DeltaBuilderSpec, port_sets: PortSets)
     options = DeltaOptions.from_operators(spec.operators)
     sessions = host_role_sessions(traffic, spec.roles, spec.enrichment.segment_mapping)
     finest = _finest_aggregates(sessions, port_sets, options)
-    return DeltaFrames(host_slices=_host_slices_from(finest), peer_slices=_peer_slices_from(finest))
+    return DeltaFrames(host_slices=_host_slices_from(finest), peer_slices=_peer_slices_from(finest), finest=finest)
 
 
 __all__ = [
