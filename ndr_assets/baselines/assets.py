@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Literal
 
 import dagster as dg
-from pyspark import StorageLevel
 
 from ndr_assets.baselines import checks
 from ndr_assets.baselines.datasets import (
@@ -31,6 +30,7 @@ from ndr_assets.datasets import read_required_windows
 from ndr_assets.inventory.unload import published_months, read_machine_inventory, unload_machine_inventory
 from ndr_assets.naming import FG_B_TABLES, MACHINE_INVENTORY, fg_b_asset_keys, fg_b_op_name, group_name_for
 from ndr_assets.partitions import monthly_partitions, previous_month_windows_mapping
+from ndr_assets.publishing import cached
 from ndr_assets.transforms.baselines import BaselineMetricError, build_fg_b
 from ndr_assets.transforms.pair_rarity import build_pair_rarity
 from ndr_assets.transforms.schemas import PAIR_COUNTS_SCHEMA, fg_a_schema
@@ -208,9 +208,9 @@ def _build_fg_b_assets(
             partitions = horizon_window_partitions(month, longest, project.start)
             needed_by = f"{project.project_name}: FG-B {month_label(month)}"
             fg_a = read_required_windows(session, lake, spec.fg_a_input.s3_prefix, partitions, fg_a_schema(),
-                                         needed_by=needed_by, dataset="fg_a").persist(StorageLevel.MEMORY_AND_DISK)
+                                         needed_by=needed_by, dataset="fg_a")
             pairs = read_required_windows(session, lake, spec.pair_counts.s3_prefix, partitions, PAIR_COUNTS_SCHEMA,
-                                          needed_by=needed_by, dataset="pair_counts").persist(StorageLevel.MEMORY_AND_DISK)
+                                          needed_by=needed_by, dataset="pair_counts")
             # The month's snapshot must exist (even empty): without it VDI machines would pass as persistent.
             if month_label(month) not in published_months(lake, inventory_output):
                 raise dg.Failure(
@@ -219,41 +219,41 @@ def _build_fg_b_assets(
                     f"{month_label(month)} first."
                 )
             inventory = read_machine_inventory(lake, session, inventory_output, month_label(month))
-            for horizon in horizons:
-                days, gap = spec.days_of(horizon), spec.safety_gaps.get(horizon, 0)
-                try:
-                    frames = build_fg_b(fg_a, inventory, spec, horizon=horizon, baseline_end=month)
-                except BaselineMetricError as exc:
-                    raise _spec_value_error(project, exc.key, ValueError(exc.problem)) from None
-                rarity = build_pair_rarity(
-                    pairs, segment_mapping=spec.segment_mapping, baseline_end=month, days=days, gap_days=gap,
-                    thresholds=spec.pair_rarity,
-                )
-                partition = baseline_partition(version, horizon, month)
-                tables = {
-                    table: enforce_contract(df, FG_B_TABLES[table].catalog_group, fg_b_spec=spec)
-                    for table, df in (("host", frames.host), ("segment", frames.segment),
-                                      ("ip_metadata", frames.ip_metadata), ("pair_rarity_host", rarity.host),
-                                      ("pair_rarity_segment", rarity.segment))
-                }
-                rows = {}
-                for table, df in tables.items():
-                    rows[table] = lake.publish_partitions(
-                        with_baseline_partition_columns(df, partition), fg_b_table_uri(spec.fg_b_output.s3_prefix, table),
-                        [partition],
-                    )[partition.label()]
-                    written[table] += rows[table]
-                summary = checks.summarize_horizon(frames, spec=spec, month=month_label(month))
-                summaries.append({**summary, "rows": rows})
-                check_inputs.add(lake=lake, session=session, spec=spec, partition=partition, summary=summary, rows=rows)
-                context.log.info(
-                    f"{project.project_name}: FG-B {month_label(month)} {horizon} ({days} d, gap {gap} d): "
-                    f"{rows['host']} host rows, {rows['segment']} segment rows, cold-start host-labels "
-                    f"{summary['cold_start_host_labels']}/{summary['host_labels']}"
-                )
-                frames.unpersist()
-            fg_a.unpersist()
-            pairs.unpersist()
+            # Every horizon reads the month's FG-A and pair counts: read them once.
+            with cached(fg_a, pairs):
+                for horizon in horizons:
+                    days, gap = spec.days_of(horizon), spec.safety_gaps.get(horizon, 0)
+                    try:
+                        frames = build_fg_b(fg_a, inventory, spec, horizon=horizon, baseline_end=month)
+                    except BaselineMetricError as exc:
+                        raise _spec_value_error(project, exc.key, ValueError(exc.problem)) from None
+                    rarity = build_pair_rarity(
+                        pairs, segment_mapping=spec.segment_mapping, baseline_end=month, days=days, gap_days=gap,
+                        thresholds=spec.pair_rarity,
+                    )
+                    partition = baseline_partition(version, horizon, month)
+                    tables = {
+                        table: enforce_contract(df, FG_B_TABLES[table].catalog_group, fg_b_spec=spec)
+                        for table, df in (("host", frames.host), ("segment", frames.segment),
+                                          ("ip_metadata", frames.ip_metadata), ("pair_rarity_host", rarity.host),
+                                          ("pair_rarity_segment", rarity.segment))
+                    }
+                    rows = {}
+                    for table, df in tables.items():
+                        rows[table] = lake.publish_partitions(
+                            with_baseline_partition_columns(df, partition), fg_b_table_uri(spec.fg_b_output.s3_prefix, table),
+                            [partition],
+                        )[partition.label()]
+                        written[table] += rows[table]
+                    summary = checks.summarize_horizon(frames, spec=spec, month=month_label(month))
+                    summaries.append({**summary, "rows": rows})
+                    check_inputs.add(lake=lake, session=session, spec=spec, partition=partition, summary=summary, rows=rows)
+                    context.log.info(
+                        f"{project.project_name}: FG-B {month_label(month)} {horizon} ({days} d, gap {gap} d): "
+                        f"{rows['host']} host rows, {rows['segment']} segment rows, cold-start host-labels "
+                        f"{summary['cold_start_host_labels']}/{summary['host_labels']}"
+                    )
+                    frames.unpersist()
         common = {
             "baseline_mode": mode,
             "months": ", ".join(month_label(m) for m in months),

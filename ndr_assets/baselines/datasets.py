@@ -44,9 +44,8 @@ def baseline_partition(feature_spec_version: str, horizon: str, month_start: dat
 
 
 def with_baseline_partition_columns(df: DataFrame, partition: PartitionSpec) -> DataFrame:
-    for column, value in partition.values:
-        df = df.withColumn(column, F.lit(value))
-    return df
+    # One projection: each withColumn re-analyses the plan, which for the host table has thousands of columns.
+    return df.withColumns({column: F.lit(value) for column, value in partition.values})
 
 
 def horizon_window_partitions(baseline_end: datetime, days: int, project_start: datetime) -> list[PartitionSpec]:

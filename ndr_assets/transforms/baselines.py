@@ -396,6 +396,22 @@ def _min_column(columns: list[str]) -> Column:
     return F.expr(f"least({names})") if len(columns) > 1 else F.col(columns[0])
 
 
+def host_support(value_arrays: DataFrame, segments: DataFrame, metrics: list[str], required_metrics: list[str]) -> DataFrame:
+    """``(host_ip, window_label, segment_id, support_count)``: ip_metadata's input from the narrow value arrays.
+
+    ``support_count`` = min over the required metrics of the number of values, i.e. the least of the
+    host table's ``<metric>_support_count`` columns, without planning the wide host table again
+    (capping leaves the array sizes unchanged, so capped or uncapped arrays give the same counts).
+    """
+    required_idx = [metrics.index(m) for m in required_metrics]
+    support = (
+        value_arrays.where(F.col(_METRIC_IDX).isin(required_idx))
+        .groupBy(*HOST_KEYS)
+        .agg(F.min(F.size("values")).cast("long").alias("support_count"))
+    )
+    return support.join(segments, "host_ip").select(*HOST_KEYS, "segment_id", "support_count")
+
+
 def ip_metadata(
     host_baselines_df: DataFrame,
     inventory: DataFrame | None,
@@ -415,11 +431,18 @@ def ip_metadata(
     support_columns = [f"{m}_support_count" for m in required_metrics]
     require_columns(host_baselines_df, [*HOST_KEYS, "segment_id", *support_columns], "fg_b host baselines")
     base = host_baselines_df.select(*HOST_KEYS, "segment_id", _min_column(support_columns).alias("support_count"))
+    return cold_start_flags(base, inventory, support_min=support_min, non_persistent_prefixes=non_persistent_prefixes)
+
+
+def cold_start_flags(
+    support: DataFrame, inventory: DataFrame | None, *, support_min: int, non_persistent_prefixes: list[str]
+) -> DataFrame:
+    """ip_metadata (``FG_B_IP_METADATA_SCHEMA``) from ``(host_ip, window_label, segment_id, support_count)``."""
     if inventory is None:
-        named = base.withColumn("machine_name", F.lit(None).cast("string"))
+        named = support.withColumn("machine_name", F.lit(None).cast("string"))
     else:
         names = latest_machine_names(inventory).withColumnRenamed("ip", "__inventory_ip")
-        named = base.join(names, F.col("host_ip") == F.col("__inventory_ip"), "left").drop("__inventory_ip")
+        named = support.join(names, F.col("host_ip") == F.col("__inventory_ip"), "left").drop("__inventory_ip")
     name = F.lower(F.col("machine_name"))
     non_persistent = F.lit(False)
     for prefix in non_persistent_prefixes:
@@ -497,7 +520,7 @@ def build_fg_b(
     rows = fg_a.where(in_horizon(F.col("window_end_ts"), bounds))
     # The caps, the host and the segment tables all read the arrays: compute them once. The capped
     # arrays stay a lazy transform of the cached ones (cheaper than a second cache of the same size).
-    value_arrays = host_value_arrays(rows, metrics).persist(StorageLevel.MEMORY_AND_DISK)
+    value_arrays = uncapped = host_value_arrays(rows, metrics).persist(StorageLevel.MEMORY_AND_DISK)
     persisted = [value_arrays]
     if _capping_on(spec.anomaly_capping):
         caps = anomaly_caps(value_arrays, spec.anomaly_capping.upper_quantile).persist(StorageLevel.MEMORY_AND_DISK)
@@ -506,10 +529,11 @@ def build_fg_b(
     segments = host_segments(rows, spec.segment_mapping)
     host = host_baselines(value_arrays, segments, metrics, bounds)
     segment = segment_baselines(value_arrays, segments, metrics, bounds)
-    metadata = ip_metadata(
-        host,
+    # From the cached arrays, not the wide host table: that plan (thousands of columns) is costly to
+    # plan and run again for a few support counts.
+    metadata = cold_start_flags(
+        host_support(uncapped, segments, metrics, required),
         inventory,
-        required_metrics=required,
         support_min=spec.support_min_of(horizon),
         non_persistent_prefixes=spec.non_persistent_machine_prefixes,
     )

@@ -91,3 +91,32 @@ def test_several_prefixes_and_no_prefixes(spark):
         none.select("host_ip", "is_non_persistent_machine", "is_cold_start"),
         [("10.10.0.1", 0, 0), ("10.20.0.1", 0, 0)],
     )
+
+
+def test_host_support_is_the_least_required_support_count_from_the_value_arrays(spark):
+    from ndr_assets.transforms.baselines import host_support, host_value_arrays
+    from tests.baselines.frames import fg_a_frame, ts
+
+    nan = float("nan")  # not a value: adds no support
+    rows = fg_a_frame(
+        spark,
+        [
+            ("10.10.0.1", WH, ts(27, 10, 8), 1, 0.5),
+            ("10.10.0.1", WH, ts(27, 10, 23), 2, nan),
+            ("10.10.0.1", WH, ts(27, 10, 38), 3, 0.7),
+            ("10.10.0.2", WH, ts(27, 10, 8), 4, 0.1),
+        ],
+    )
+    arrays = host_value_arrays(rows, [SESSIONS, DENY])
+    segments = spark.createDataFrame([("10.10.0.1", "workstations"), ("10.10.0.2", "workstations")],
+                                     "host_ip string, segment_id string")
+    schema = "host_ip string, window_label string, segment_id string, support_count long"
+    # Sessions 3 and 1 values, deny 2 and 1: the least over both, or sessions alone.
+    assertDataFrameEqual(
+        host_support(arrays, segments, [SESSIONS, DENY], [SESSIONS, DENY]),
+        spark.createDataFrame([("10.10.0.1", WH, "workstations", 2), ("10.10.0.2", WH, "workstations", 1)], schema),
+    )
+    assertDataFrameEqual(
+        host_support(arrays, segments, [SESSIONS, DENY], [SESSIONS]),
+        spark.createDataFrame([("10.10.0.1", WH, "workstations", 3), ("10.10.0.2", WH, "workstations", 1)], schema),
+    )
