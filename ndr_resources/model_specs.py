@@ -102,8 +102,11 @@ class Preprocessing(SpecModel):
 class FeatureSelection(SpecModel):
     enabled: bool = True
     variance_threshold: float = Field(default=1e-8, ge=0)
-    corr_threshold: float = Field(default=0.98, gt=0, le=1)
-    stability_runs: int = Field(default=3, ge=1, le=20)
+    # 1.0: no correlation stage by default; a per-metric forest keeps a metric's correlated windows and
+    # comparisons together, and dropping them lost the attacks' ranks (models/selection.py).
+    corr_threshold: float = Field(default=1.0, gt=0, le=1)
+    # 0: no stability stage (the default for the per-metric model, see models/selection.py).
+    stability_runs: int = Field(default=0, ge=0, le=20)
     # A feature is kept when its importance rank is stable across the seeded runs (share of runs in
     # which it is among the informative ones).
     stability_min_share: float = Field(default=0.5, ge=0, le=1)

@@ -6,11 +6,14 @@ Three stages, in order, each recording every feature it drops and why:
    ("constant").
 2. ``correlation``: a column whose |Pearson r| with an earlier *kept* column exceeds
    ``corr_threshold`` adds no new direction; the earlier one (catalogue order) is kept
-   ("correlated with X, r=0.99").
+   ("correlated with X, r=0.99"). The default threshold 1.0 keeps every column: on the demo's data
+   this stage dropped 266 of 946 inputs and the attacks' best day-ranks went from 12-37 to 12-104.
 3. ``stability``: ``stability_runs`` Isolation Forests with seeds ``seed, seed+1, ...``; in each run
    a feature is *informative* when its contribution to isolation is at least half the mean
    contribution of the candidates. A feature informative in fewer than ``stability_min_share`` of
-   the runs is dropped ("unstable").
+   the runs is dropped ("unstable"). Off with ``stability_runs`` 0, the default: one global forest's
+   view of what is informative drops the columns a per-metric forest isolates attacks with (demo
+   data: best day-ranks 20-37 with the stage off, 53-133 with it on).
 
    Contribution, by default, is read from the fitted trees: each split on the feature adds the
    share of the sample reaching that node times how lopsidedly it cuts it
@@ -92,7 +95,9 @@ def select_features(z: np.ndarray, features: list[str], selection: FeatureSelect
 
     shares: dict[str, float] = {}
     notes: list[str] = []
-    if len(kept_idx) > MIN_KEPT_FEATURES:
+    if selection.stability_runs == 0:
+        notes.append("stability stage off (stability_runs 0)")
+    elif len(kept_idx) > MIN_KEPT_FEATURES:
         share = _stability_share(zs, kept_idx, selection, seed)
         shares = {features[j]: float(s) for j, s in zip(kept_idx, share, strict=True)}
         unstable = [j for j, s in zip(kept_idx, share, strict=True) if s < selection.stability_min_share]

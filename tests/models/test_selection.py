@@ -33,7 +33,7 @@ def test_constant_and_correlated_columns_are_dropped_with_their_reasons_and_inde
     columns["minus_b"] = -columns["b"]  # r = -1 with b
     z, names = _matrix(columns)
 
-    result = select_features(z, names, FeatureSelection(stability_runs=3), seed=7)
+    result = select_features(z, names, FeatureSelection(stability_runs=3, corr_threshold=0.98), seed=7)
 
     assert result.kept == ["a", "b", "c", "d"]
     assert result.dropped == [
@@ -51,7 +51,7 @@ def test_correlation_below_the_threshold_keeps_both_columns():
     related = 0.6 * a + 0.8 * rng.normal(size=2000)
     z = np.column_stack([a, related])
 
-    result = select_features(z, ["a", "related"], FeatureSelection(), seed=7)
+    result = select_features(z, ["a", "related"], FeatureSelection(corr_threshold=0.98), seed=7)
 
     assert result.kept == ["a", "related"]
     assert result.dropped == []
@@ -109,3 +109,19 @@ def test_disabled_selection_keeps_every_column():
 def test_names_that_do_not_match_the_matrix_are_refused():
     with pytest.raises(ValueError, match=r"shape \(4, 2\) but 3 feature names"):
         select_features(np.zeros((4, 2)), ["a", "b", "c"], FeatureSelection(), seed=7)
+
+
+def test_the_default_has_no_stability_or_correlation_stage_so_a_rare_blip_and_a_twin_are_kept():
+    columns = _independent_normals(1000, ["a", "b", "c", "d"])
+    columns["blip"] = _rare_blip(1000)
+    columns["flat"] = np.full(1000, 0.0)
+    columns["a_twice"] = 2 * columns["a"] + 1
+    z, names = _matrix(columns)
+
+    result = select_features(z, names, FeatureSelection(), seed=7)
+
+    assert (FeatureSelection().stability_runs, FeatureSelection().corr_threshold) == (0, 1.0)
+    assert result.kept == ["a", "b", "c", "d", "blip", "a_twice"]
+    assert [d["feature"] for d in result.dropped] == ["flat"]
+    assert result.stability_share == {}
+    assert result.notes == ["stability stage off (stability_runs 0)"]

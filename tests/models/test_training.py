@@ -24,7 +24,7 @@ def _spec(**overrides) -> IfTrainingSpec:
         "feature_inputs": {"fg_a": {"s3_prefix": "s3://features/fg_a/"}, "fg_c": {"s3_prefix": "s3://features/fg_c/"}},
         "model": {"version": "v7"},
         "output": {"artifacts_s3_prefix": "s3://models/if/", "report_s3_prefix": "s3://models/if/reports/"},
-        "feature_selection": {"stability_runs": 2},
+        "feature_selection": {"stability_runs": 2, "corr_threshold": 0.98},
         "tuning": {"method": "grid", "max_trials": 2,
                    "search_space": {"n_estimators": [20, 40], "max_samples": [64], "max_features": [1.0]}},
         "sampling": {"seed": 11},
