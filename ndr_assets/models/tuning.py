@@ -98,22 +98,26 @@ def forest_for(params: dict[str, Any], n_rows: int, seed: int) -> IsolationFores
 
 
 def fit_group_forests(z: np.ndarray, groups: list[tuple[str, list[int]]], params: dict[str, Any], seed: int,
-                      calibration: np.ndarray | None = None) -> tuple[list[IsolationForest], list[dict]]:
-    """One fitted forest per group and its calibration (the bundle's ``model`` and ``groups``).
+                      calibration: np.ndarray | None = None) -> tuple[list[IsolationForest], list[dict], np.ndarray]:
+    """One fitted forest per group and its calibration (the bundle's ``model`` and ``groups``), and
+    the combined scores of the calibration rows (computed from the raw scores the calibration used,
+    so no second scoring pass).
 
     A group's calibration is the median and the 99th-percentile distance of its raw scores on
     ``calibration`` (default ``z``): calibrated 0 is a typical row, 1 the group's top 1 %.
     """
     rows = z if calibration is None else calibration
     forests, described = [], []
-    for name, columns in groups:
+    calibrated = np.empty((len(groups), rows.shape[0]), dtype=np.float64)
+    for g, (name, columns) in enumerate(groups):
         forest = forest_for(params, z.shape[0], seed).fit(z[:, columns])
         raw = -forest.score_samples(rows[:, columns])
         median, tail = np.quantile(raw, [0.5, CALIBRATION_QUANTILE])
+        scale = float(max(tail - median, MIN_CALIBRATION_SCALE))
         forests.append(forest)
-        described.append({"name": name, "columns": list(columns), "center": float(median),
-                          "scale": float(max(tail - median, MIN_CALIBRATION_SCALE))})
-    return forests, described
+        described.append({"name": name, "columns": list(columns), "center": float(median), "scale": scale})
+        calibrated[g] = (raw - float(median)) / scale  # what serving.group_scores computes
+    return forests, described, combine_group_scores(calibrated)
 
 
 def ensemble_scores(z: np.ndarray, forests: list[IsolationForest], groups: list[dict]) -> np.ndarray:
@@ -164,10 +168,8 @@ def tune(z: np.ndarray, tuning: Tuning, *, seed: int, groups: list[tuple[str, li
                            f"{len(candidates)} trials")
             break
         trial_started = clock()
-        scores, other = (
-            ensemble_scores(evaluation, *fit_group_forests(z, groups, params, trial_seed, calibration=evaluation))
-            for trial_seed in (seed, seed + 1)
-        )
+        scores, other = (fit_group_forests(z, groups, params, trial_seed, calibration=evaluation)[2]
+                         for trial_seed in (seed, seed + 1))
         separation_raw, separation_part = separation(scores)
         stability_part = rank_stability(scores, other)
         parts = {"separation": separation_part, "stability": stability_part}

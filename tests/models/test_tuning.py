@@ -141,10 +141,11 @@ def test_trials_score_the_groups_as_training_combines_them():
 
     [trial] = tune(z, spec, seed=3, groups=groups).trials
 
-    scores, other = (ensemble_scores(z, *fit_group_forests(z, groups, trial["params"], s)) for s in (3, 4))
+    scores, other = (ensemble_scores(z, *fit_group_forests(z, groups, trial["params"], s)[:2]) for s in (3, 4))
     assert trial["separation"] == separation(scores)[1]
     assert trial["stability"] == rank_stability(scores, other)
-    forests, described = fit_group_forests(z, groups, trial["params"], 3)
+    forests, described, combined = fit_group_forests(z, groups, trial["params"], 3)
+    assert np.array_equal(combined, ensemble_scores(z, forests, described))  # what serving says of the same rows
     assert [f.n_features_in_ for f in forests] == [1, z.shape[1] - 1]
     raw_first = -forests[0].score_samples(z[:, [0]])
     assert described[0] == {"name": "first", "columns": [0], "center": float(np.quantile(raw_first, 0.5)),
