@@ -31,7 +31,7 @@ import pandas as pd
 from ndr_assets.models.bundle import BUNDLE_FORMAT, BUNDLE_KEYS, preprocess
 from ndr_assets.models.groups import group_columns
 from ndr_assets.models.selection import select_features
-from ndr_assets.models.tuning import fit_group_forests, tune
+from ndr_assets.models.tuning import calibrated_model, tune
 from ndr_resources.model_specs import IfTrainingSpec, Preprocessing
 
 # Gaussian consistency constants: 1.4826 * MAD and IQR / 1.349 estimate sigma for normal data.
@@ -158,7 +158,7 @@ def train_model(frame: pd.DataFrame, feature_columns: list[str], spec: IfTrainin
 
     groups = group_columns(list(selection.kept), spec.feature_groups)
     tuning = tune(z, spec.tuning, seed=seed, groups=groups, trial_prefix=spec.experiments.trial_prefix)
-    forests, calibrated_groups, scores = fit_group_forests(z, groups, tuning.best_params, seed)
+    forests, calibrated_groups, scores = calibrated_model(z, groups, tuning.best_fit)
     threshold = float(np.quantile(scores, spec.label_quantile))
 
     bundle = {

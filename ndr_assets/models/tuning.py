@@ -18,10 +18,16 @@ Objective (higher is better), both parts in [0, 1]:
 ``objective = sum(w_k * part_k) / sum(w_k)`` with ``objective_weights``. Scores are the combined
 group scores (higher is more anomalous), calibrated and measured on a seeded subsample of at most
 :data:`EVALUATION_ROWS` rows. Ties go to the earlier trial.
+
+Fitting dominates the cost (sklearn spends ~2 ms of Python per tree, ~70 groups), so no forest is
+fitted twice: a candidate that differs from an earlier one only by more ``n_estimators`` grows the
+earlier forests (``warm_start``; sklearn draws the same trees as a fresh fit), and the best trial's
+forests of ``seed`` are the model (:func:`calibrated_model`), calibrated on every training row.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 from collections.abc import Callable
@@ -46,6 +52,16 @@ CALIBRATION_QUANTILE = 0.99
 
 
 @dataclass(frozen=True)
+class GroupFit:
+    """One forest per group and their raw scores (higher is more anomalous) of the rows ``scored``
+    (positions in the fitted matrix)."""
+
+    forests: list[IsolationForest]
+    raw: np.ndarray  # groups x scored rows
+    scored: np.ndarray
+
+
+@dataclass(frozen=True)
 class TuningResult:
     trials: list[dict]
     best: dict  # the best trial's record
@@ -53,6 +69,7 @@ class TuningResult:
     stop_reason: str | None
     candidates: int  # points of the search space (before max_trials)
     seconds: float
+    best_fit: GroupFit | None = None  # the best trial's forests of the primary seed
 
     @property
     def best_params(self) -> dict[str, Any]:
@@ -107,17 +124,58 @@ def fit_group_forests(z: np.ndarray, groups: list[tuple[str, list[int]]], params
     ``calibration`` (default ``z``): calibrated 0 is a typical row, 1 the group's top 1 %.
     """
     rows = z if calibration is None else calibration
-    forests, described = [], []
-    calibrated = np.empty((len(groups), rows.shape[0]), dtype=np.float64)
+    forests = [forest_for(params, z.shape[0], seed).fit(z[:, columns]) for _, columns in groups]
+    raw = np.stack([-forest.score_samples(rows[:, columns]) for forest, (_, columns) in zip(forests, groups, strict=True)])
+    described, combined = calibrate(raw, groups)
+    return forests, described, combined
+
+
+def calibrate(raw: np.ndarray, groups: list[tuple[str, list[int]]]) -> tuple[list[dict], np.ndarray]:
+    """The bundle's ``groups`` calibrated on raw scores (groups x rows) and those rows' combined scores."""
+    described = []
+    calibrated = np.empty_like(raw, dtype=np.float64)
     for g, (name, columns) in enumerate(groups):
-        forest = forest_for(params, z.shape[0], seed).fit(z[:, columns])
-        raw = -forest.score_samples(rows[:, columns])
-        median, tail = np.quantile(raw, [0.5, CALIBRATION_QUANTILE])
+        median, tail = np.quantile(raw[g], [0.5, CALIBRATION_QUANTILE])
         scale = float(max(tail - median, MIN_CALIBRATION_SCALE))
-        forests.append(forest)
         described.append({"name": name, "columns": list(columns), "center": float(median), "scale": scale})
-        calibrated[g] = (raw - float(median)) / scale  # what serving.group_scores computes
-    return forests, described, combine_group_scores(calibrated)
+        calibrated[g] = (raw[g] - float(median)) / scale  # what serving.group_scores computes
+    return described, combine_group_scores(calibrated)
+
+
+def calibrated_model(z: np.ndarray, groups: list[tuple[str, list[int]]],
+                     fit: GroupFit) -> tuple[list[IsolationForest], list[dict], np.ndarray]:
+    """:func:`fit_group_forests` of every row of ``z`` from forests already fitted on ``z``: only the
+    rows ``fit`` has not scored are scored."""
+    raw = np.empty((len(groups), z.shape[0]), dtype=np.float64)
+    raw[:, fit.scored] = fit.raw
+    rest = np.setdiff1d(np.arange(z.shape[0]), fit.scored)
+    if rest.size:
+        for g, (forest, (_, columns)) in enumerate(zip(fit.forests, groups, strict=True)):
+            raw[g, rest] = -forest.score_samples(z[np.ix_(rest, columns)])
+    described, combined = calibrate(raw, groups)
+    return fit.forests, described, combined
+
+
+def _grown_or_fitted(z: np.ndarray, groups: list[tuple[str, list[int]]], params: dict[str, Any], seed: int,
+                     scored: np.ndarray, earlier: dict[tuple, tuple[int, list[IsolationForest]]]) -> GroupFit:
+    """The trial's forests: the earlier trial's of the same seed and other parameters grown to
+    ``n_estimators`` when it had fewer (or the same) trees, else a fresh fit. ``earlier`` is updated."""
+    trees = params.get("n_estimators")
+    family = (seed, tuple(sorted((k, repr(v)) for k, v in params.items() if k != "n_estimators")))
+    known = earlier.get(family)
+    if isinstance(trees, int) and known is not None and known[0] <= trees:
+        forests = known[1] if known[0] == trees else [copy.deepcopy(forest) for forest in known[1]]
+        for forest, (_, columns) in zip(forests, groups, strict=True):
+            if forest.n_estimators < trees:
+                forest.set_params(n_estimators=trees, warm_start=True).fit(z[:, columns])
+                forest.set_params(warm_start=False)
+    else:
+        forests = [forest_for(params, z.shape[0], seed).fit(z[:, columns]) for _, columns in groups]
+    if isinstance(trees, int):
+        earlier[family] = (trees, forests)
+    rows = z[scored]
+    raw = np.stack([-forest.score_samples(rows[:, columns]) for forest, (_, columns) in zip(forests, groups, strict=True)])
+    return GroupFit(forests=forests, raw=raw, scored=scored)
 
 
 def ensemble_scores(z: np.ndarray, forests: list[IsolationForest], groups: list[dict]) -> np.ndarray:
@@ -146,9 +204,10 @@ def rank_stability(scores_a: np.ndarray, scores_b: np.ndarray) -> float:
 
 
 def tune(z: np.ndarray, tuning: Tuning, *, seed: int, groups: list[tuple[str, list[int]]] | None = None,
-         trial_prefix: str = "trial", clock: Callable[[], float] = time.perf_counter) -> TuningResult:
+         trial_prefix: str = "trial", clock: Callable[[], float] = time.perf_counter,
+         evaluation_rows: int = EVALUATION_ROWS) -> TuningResult:
     """Search the forests' parameters on the preprocessed, selected matrix ``z`` (``groups``: the
-    feature groups, default one group of every column)."""
+    feature groups, default one group of every column; trials are scored on ``evaluation_rows``)."""
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 1:
         raise ValueError(f"tuning needs at least 2 rows and 1 feature, got shape {z.shape}")
@@ -156,7 +215,11 @@ def tune(z: np.ndarray, tuning: Tuning, *, seed: int, groups: list[tuple[str, li
     weights = objective_weights(tuning)
     candidates, space_size = candidate_params(tuning, seed=seed)
     rng = np.random.default_rng(seed)
-    evaluation = z if z.shape[0] <= EVALUATION_ROWS else z[np.sort(rng.choice(z.shape[0], EVALUATION_ROWS, replace=False))]
+    evaluation = (np.arange(z.shape[0]) if z.shape[0] <= evaluation_rows
+                  else np.sort(rng.choice(z.shape[0], evaluation_rows, replace=False)))
+    earlier: dict[tuple, tuple[int, list[IsolationForest]]] = {}
+    best_fit: GroupFit | None = None
+    best_objective = float("-inf")
 
     started = clock()
     trials: list[dict] = []
@@ -168,8 +231,8 @@ def tune(z: np.ndarray, tuning: Tuning, *, seed: int, groups: list[tuple[str, li
                            f"{len(candidates)} trials")
             break
         trial_started = clock()
-        scores, other = (fit_group_forests(z, groups, params, trial_seed, calibration=evaluation)[2]
-                         for trial_seed in (seed, seed + 1))
+        fits = [_grown_or_fitted(z, groups, params, trial_seed, evaluation, earlier) for trial_seed in (seed, seed + 1)]
+        scores, other = (calibrate(fit.raw, groups)[1] for fit in fits)
         separation_raw, separation_part = separation(scores)
         stability_part = rank_stability(scores, other)
         parts = {"separation": separation_part, "stability": stability_part}
@@ -184,6 +247,8 @@ def tune(z: np.ndarray, tuning: Tuning, *, seed: int, groups: list[tuple[str, li
             "stability": stability_part,
             "seconds": round(clock() - trial_started, 4),
         })
+        if best_fit is None or objective > best_objective:  # ties stay with the earlier trial, as `best` below
+            best_fit, best_objective = fits[0], objective
     best = max(trials, key=lambda t: (t["objective"], -t["number"]))
     return TuningResult(trials=trials, best=best, stopped_early=stop_reason is not None, stop_reason=stop_reason,
-                        candidates=space_size, seconds=round(clock() - started, 4))
+                        candidates=space_size, seconds=round(clock() - started, 4), best_fit=best_fit)

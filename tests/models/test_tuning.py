@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ndr_assets.models.tuning import (
+    calibrated_model,
     candidate_params,
     ensemble_scores,
     fit_group_forests,
@@ -150,3 +151,23 @@ def test_trials_score_the_groups_as_training_combines_them():
     raw_first = -forests[0].score_samples(z[:, [0]])
     assert described[0] == {"name": "first", "columns": [0], "center": float(np.quantile(raw_first, 0.5)),
                             "scale": float(np.quantile(raw_first, 0.99) - np.quantile(raw_first, 0.5))}
+
+
+def test_the_best_trials_forests_are_the_model_fitted_afresh_and_calibrated_on_every_row():
+    # 10 -> 20 trees grows the 10-tree forests; trials score 120 of the 300 rows, the model all of them.
+    z = _data()
+    groups = [("first", [0]), ("rest", [1, 2])]
+    spec = Tuning(method="grid", search_space={"n_estimators": [10, 20], "max_samples": [64]},
+                  objective_weights={"stability": 1.0})
+
+    result = tune(z, spec, seed=3, groups=groups, evaluation_rows=120)
+    forests, described, combined = calibrated_model(z, groups, result.best_fit)
+
+    assert result.best_params["n_estimators"] == 20  # the grown forests (stabilities 0.867 and 0.935)
+    assert result.best_fit.scored.size == 120
+    fresh_forests, fresh_described, fresh_combined = fit_group_forests(z, groups, result.best_params, 3)
+    assert described == fresh_described
+    assert np.array_equal(combined, fresh_combined)
+    for forest, fresh, (_, columns) in zip(forests, fresh_forests, groups, strict=True):
+        assert forest.n_estimators == result.best_params["n_estimators"] and forest.warm_start is False
+        assert np.array_equal(forest.score_samples(z[:, columns]), fresh.score_samples(z[:, columns]))
