@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,6 +71,7 @@ class DemoOutcome:
     correlation: list[BackfillOutcome]
     models: list[BackfillOutcome]
     scoring: list[BackfillOutcome]
+    detection: list = field(default_factory=list)  # ndr_jobs.evaluation.ProjectEvaluation per project
 
 
 def run_demo(*, home: Path, days: float, start: datetime, seed: int, fresh: bool, verbose: bool = False,
@@ -185,6 +186,7 @@ def _print_detection_quality(outcome: DemoOutcome, scored_from: datetime, end: d
     spark = build_spark_session()
     for run in outcome.scoring:
         evaluation = evaluate_project(run.project, first_day, last_day, spark=spark)
+        outcome.detection.append(evaluation)
         console.print(detection_table(run.project, first_day, last_day, evaluation.report))
     console.print("worst day-rank: the attack host's best rank among the day's host-windows, on its worst day "
                   "(goal <= 20); also recorded on each project's if_model")
