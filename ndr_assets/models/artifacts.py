@@ -1,7 +1,9 @@
 """The model archive: ``model.tar.gz`` as SageMaker's scikit-learn container expects it.
 
-Layout: ``model.joblib`` (the bundle dict) at the root and ``code/inference.py`` (the text of
-:mod:`ndr_assets.models.serving`, which imports nothing of ours). The archive is byte-for-byte
+Layout: ``manifest.json`` (the bundle's :data:`MANIFEST_KEYS`, so a reader that needs the feature
+list does not unpickle ~100 MB of forests), ``model.joblib`` (the bundle dict) at the root and
+``code/inference.py`` (the text of :mod:`ndr_assets.models.serving`, which imports nothing of
+ours). The archive is byte-for-byte
 reproducible for the same bundle: member times and owners are fixed and the gzip header carries
 no timestamp, so an unchanged model re-packaged gives the same object (and the same ETag).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import json
 import tarfile
 from importlib import resources
 from pathlib import Path
@@ -18,6 +21,9 @@ from pathlib import Path
 import joblib
 
 from ndr_assets.models.bundle import BUNDLE_KEYS, MODEL_FILE, SERVING_ENTRY
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_KEYS = ("format", "model_name", "model_version", "month", "features")
 
 # Fixed member time (2000-01-01T00:00:00Z) so the archive does not change with the packaging time.
 MEMBER_MTIME = 946_684_800
@@ -36,7 +42,9 @@ def package_model(bundle: dict) -> bytes:
     model_bytes = io.BytesIO()
     joblib.dump(bundle, model_bytes)
     raw = io.BytesIO()
+    manifest = json.dumps({k: bundle[k] for k in MANIFEST_KEYS}, sort_keys=True).encode()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        _add(archive, MANIFEST_FILE, manifest)  # first: read without decompressing the forests
         _add(archive, MODEL_FILE, model_bytes.getvalue())
         _add(archive, SERVING_ENTRY, serving_source())
     return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
@@ -64,6 +72,19 @@ def load_bundle(archive_bytes: bytes) -> dict:
     if not isinstance(bundle, dict) or any(k not in bundle for k in BUNDLE_KEYS):
         raise ValueError(f"{MODEL_FILE} does not hold a model bundle with keys {list(BUNDLE_KEYS)}")
     return bundle
+
+
+def read_manifest(model_dir: str | Path) -> dict:
+    """The manifest of an extracted archive (see the module doc), refused when absent or incomplete."""
+    path = Path(model_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise ValueError(f"model archive extracted in {model_dir} has no {MANIFEST_FILE}: it was packaged by an "
+                         "older version; re-materialize if_model for its month")
+    manifest = json.loads(path.read_text())
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise ValueError(f"{path}: manifest lacks key(s) {missing}")
+    return manifest
 
 
 def extract_archive(archive_bytes: bytes, target_dir: str | Path) -> Path:

@@ -100,8 +100,9 @@ def _record_id(feature_spec_version: str):
 
 
 def _model_of_month(lake: Lake, spec: InferencePredictionsSpec, project: str, month: datetime, cache: Path):
-    """``(entry, bundle, model_dir)`` of the month's model as training wrote it back into the spec."""
-    from ndr_assets.models.artifacts import extract_archive, load_bundle
+    """``(entry, manifest, model_dir)`` of the month's model as training wrote it back into the spec
+    (the manifest names its features; the invoker loads the forests)."""
+    from ndr_assets.models.artifacts import extract_archive, read_manifest
 
     entry = spec.model.trained_models.get(f"{month:%Y-%m}")
     if entry is None:
@@ -111,7 +112,7 @@ def _model_of_month(lake: Lake, spec: InferencePredictionsSpec, project: str, mo
         )
     archive = lake.read_bytes(entry["artifact_uri"])
     model_dir = extract_archive(archive, str(cache / f"{month:%Y-%m}"))
-    return entry, load_bundle(archive), model_dir
+    return entry, read_manifest(model_dir), model_dir
 
 
 def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_key: dg.AssetKey,
@@ -158,9 +159,9 @@ def build_scoring_assets(*, project: ProjectConfig, fg_a_key: dg.AssetKey, fg_c_
         scored_parts, stats, models = [], {"payloads": 0, "calls": 0, "retries": 0}, []
         with tempfile.TemporaryDirectory(prefix="ndr-model-") as cache:
             for month in months:
-                entry, bundle, model_dir = _model_of_month(lake, spec, name, month, Path(cache))
-                columns = list(spec.payload.feature_columns or bundle["features"])
-                missing = sorted(set(bundle["features"]) - set(features.columns))
+                entry, manifest, model_dir = _model_of_month(lake, spec, name, month, Path(cache))
+                columns = list(spec.payload.feature_columns or manifest["features"])
+                missing = sorted(set(manifest["features"]) - set(features.columns))
                 if missing:
                     raise dg.Failure(f"{name}: the {month_label(month)} model needs feature(s) the windows lack: {missing[:5]}")
                 # A window belongs to the month its window STARTS in, as FG-C's baselines do.

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 import ndr_assets.models.serving as serving
-from ndr_assets.models.artifacts import extract_archive, histogram_markdown, load_bundle, package_model
+from ndr_assets.models.artifacts import (
+    extract_archive,
+    histogram_markdown,
+    load_bundle,
+    package_model,
+    read_manifest,
+)
 from ndr_assets.models.training import score_histogram_png
 from tests.models.bundles import make_bundle, sklearn_scores, training_rows
 
@@ -26,10 +32,26 @@ def test_the_archive_holds_the_bundle_and_the_serving_code_where_sagemaker_looks
     bundle, _ = _bundle()
 
     with tarfile.open(fileobj=io.BytesIO(package_model(bundle)), mode="r:gz") as archive:
-        assert archive.getnames() == ["model.joblib", "code/inference.py"]
+        assert archive.getnames() == ["manifest.json", "model.joblib", "code/inference.py"]
         inference = archive.extractfile("code/inference.py").read()
 
     assert inference == Path(serving.__file__).read_bytes()
+
+
+def test_the_manifest_names_the_features_without_unpickling_the_forests(tmp_path):
+    bundle, _ = _bundle()
+
+    manifest = read_manifest(extract_archive(package_model(bundle), tmp_path / "model"))
+
+    assert manifest == {"format": bundle["format"], "model_name": bundle["model_name"],
+                        "model_version": bundle["model_version"], "month": bundle["month"],
+                        "features": bundle["features"]}
+
+
+def test_an_archive_without_a_manifest_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ValueError, match=r"no manifest.json: it was packaged by an older version; re-materialize if_model"):
+        read_manifest(tmp_path / "model")
 
 
 def test_the_unpacked_model_scores_exactly_like_the_original():
