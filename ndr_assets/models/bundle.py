@@ -20,7 +20,9 @@ Bundle keys::
     model             list of fitted sklearn.ensemble.IsolationForest, one per group, on the
                       group's preprocessed columns
     groups            list of {"name", "columns": list[int] (positions in features), "center",
-                      "scale"} (the calibration of the group's raw score), one per forest
+                      "scale"} (the calibration of the group's raw score), one per forest,
+                      and "baseline": the group's calibrated score of the baseline row (what
+                      an explanation's group anomaly is measured from; computed when absent)
     score_threshold   float, prediction_label = 1 where prediction_score >= it
     trained_on        {"first_window_end", "last_window_end", "rows", "sampled_rows", "sampling"}
 

@@ -27,23 +27,24 @@ higher is more anomalous; ``prediction_label = int(prediction_score >= score_thr
 as anomalous as its most anomalous behaviour: one forest over all features would dilute an excess in
 one metric among hundreds of ordinary ones (a forest picks split features at random).
 
-Explanations (``top_features``) ask the model itself, not a proxy: the contribution of feature j to
-a record's score is how much the score drops when j alone is reset to its baseline (the training
-median, in preprocessed units ``z_base_j``); j moves only its own group's forest, so the reset rows of
-a candidate are scored by that forest alone::
+Explanations (``top_features``) ask the model itself, per behaviour: a feature's group is reset to the
+baseline row (every feature at its training median, ``z_base``), and the group's calibrated score drop,
+``anomaly_g = calibrated_g(z) - calibrated_g(z_base)`` (the second term is a constant of the bundle),
+is shared among the group's features in proportion to their distance from the baseline::
 
-    contribution_j = score(z) - score(z with z_j := z_base_j)
+    contribution_j = anomaly_g(j) * |z_j - z_base_j| / sum over i in g(j) of |z_i - z_base_i|
 
-so a positive contribution means "this value made the record more anomalous". Resetting every
-feature would cost one extra scoring pass per feature (60 passes for 60 features); instead the
-``CANDIDATE_FACTOR * top_k`` features farthest from their baseline (largest ``|z_j - z_base_j|``,
-which is ``|z_j|`` when the scaling centre is the median) are the candidates, because a feature at
-its baseline contributes nothing by construction and the forest's path lengths react most to values
-far out. All candidates of all records of a payload are scored in ONE ``score_samples`` call on a
-(candidates x records) stack (one ``score_samples`` call per group), so an explanation costs k' extra
-rows per record, vectorized, and no Python loop over features. The ``top_k`` candidates with the largest contribution are reported with
-their raw value and raw baseline; ``top_k`` is the bundle's ``"top_features"`` if present, else 5
-(never below 3, never above the number of features).
+so a positive contribution means "this value made the record more anomalous", a feature at its
+baseline contributes 0, and a group's contributions add up to its anomaly. Why not reset one feature
+at a time: a group holds a metric's windows and FG-C comparisons, which move together; with the others
+still far out, the forest isolates the record just as fast, so a one-feature reset changes nothing and
+every contribution read 0.000 on real-looking data. Why not the drop of the combined score: with two
+anomalous behaviours the max falls only to the other one, and both would look harmless. The cost is
+one matrix product per payload, no extra scoring pass, no Python loop over features. The ``top_k``
+features with the largest contribution are reported with their raw value and raw baseline (ties: the
+larger distance first); ``top_k`` is the bundle's ``"top_features"`` if present, else 5 (never below
+3, never above the number of features). ``calibrated_g(z_base)`` is each group's ``"baseline"`` in the
+bundle when training stored it, else computed here from the forest.
 """
 
 from __future__ import annotations
@@ -75,9 +76,6 @@ JSON = "application/json"
 CSV = "text/csv"
 DEFAULT_TOP_FEATURES = 5
 MIN_TOP_FEATURES = 3
-# Candidates scored per record, as a multiple of top_k: twice as many as reported leaves room for a
-# far-off feature that the forest happens to ignore, at 2 * top_k extra rows scored per record.
-CANDIDATE_FACTOR = 2
 PREDICTION_COLUMNS = (RECORD_ID, SCORE, LABEL, MODEL_VERSION, MODEL_NAME, TOP_FEATURES)
 
 
@@ -207,50 +205,32 @@ def scores_and_contributions(x: np.ndarray, bundle: dict) -> tuple[np.ndarray, n
     per_group = group_scores(z, bundle)
     scores = combine_group_scores(per_group)
     top_k = _top_k(bundle, n_features)
-    n_candidates = min(n_features, CANDIDATE_FACTOR * top_k)
     z_base = preprocess(np.asarray(bundle["baseline"], dtype=np.float64)[None, :], preprocessing)[0]
 
-    distance = np.abs(z - z_base)
-    # argpartition finds the n_candidates largest distances per row without sorting every feature.
-    if n_candidates < n_features:
-        candidates = np.argpartition(-distance, n_candidates - 1, axis=1)[:, :n_candidates]
-    else:
-        candidates = np.broadcast_to(np.arange(n_features), (n, n_features)).copy()
-    column = candidates.T  # (n_candidates, n)
-    row = np.broadcast_to(np.arange(n), column.shape)
-
-    # A reset changes one group's score; the combined score with group g replaced needs the best of
-    # the other groups: the record's top score unless g is its top group, then the second.
-    n_groups = per_group.shape[0]
-    order = np.argsort(-per_group, axis=0)
-    best_group = order[0]
-    best = per_group[best_group, np.arange(n)]
-    second = per_group[order[1], np.arange(n)] if n_groups > 1 else np.full(n, -np.inf)
+    distance = np.abs(z - z_base)  # (n, features)
     group_of = np.empty(n_features, dtype=np.int64)
-    position_in_group = np.empty(n_features, dtype=np.int64)
     for g, group in enumerate(bundle["groups"]):
         group_of[group["columns"]] = g
-        position_in_group[group["columns"]] = np.arange(len(group["columns"]))
-    reset_scores = np.empty(column.shape, dtype=np.float64)
-    candidate_group = group_of[column]
-    for g, (forest, group) in enumerate(zip(bundle["model"], bundle["groups"], strict=True)):
-        picked = candidate_group == g
-        if not picked.any():
-            continue
-        records, features = row[picked], column[picked]
-        stack = z[records][:, group["columns"]]  # one row per (candidate, record) of this group
-        stack[np.arange(len(records)), position_in_group[features]] = z_base[features]
-        calibrated = (-forest.score_samples(stack) - group["center"]) / group["scale"]
-        others = np.where(best_group[records] == g, second[records], best[records])
-        mean = per_group[:, records].mean(axis=0) + (calibrated - per_group[g, records]) / n_groups
-        reset_scores[picked] = np.maximum(others, calibrated) + TIE_BREAK * mean
-    contribution = scores[None, :] - reset_scores  # (n_candidates, n)
+    anomaly = per_group - baseline_group_scores(bundle, z_base)[:, None]  # (groups, n)
+    spread = np.zeros((len(bundle["groups"]), n), dtype=np.float64)
+    np.add.at(spread, group_of, distance.T)  # each group's total distance per record
+    share = np.divide(distance.T, spread[group_of], out=np.zeros_like(distance.T), where=spread[group_of] > 0)
+    contribution = (anomaly[group_of] * share).T  # (n, features)
 
     # Best first; ties broken by distance from baseline so equal contributions keep a stable meaning.
-    rank = np.lexsort((-distance[row, column], -contribution), axis=0)[:top_k]  # (top_k, n)
-    top_index = np.take_along_axis(column, rank, axis=0).T
-    top_contribution = np.take_along_axis(contribution, rank, axis=0).T
-    return scores, top_index, top_contribution
+    order = np.lexsort((-distance, -contribution), axis=1)[:, :top_k]
+    return scores, order, np.take_along_axis(contribution, order, axis=1)
+
+
+def baseline_group_scores(bundle: dict, z_base: np.ndarray | None = None) -> np.ndarray:
+    """Each group's calibrated score of the baseline row (every feature at its training median):
+    the groups' stored ``"baseline"``, else scored here."""
+    stored = [group.get("baseline") for group in bundle["groups"]]
+    if all(value is not None for value in stored):
+        return np.asarray(stored, dtype=np.float64)
+    if z_base is None:
+        z_base = preprocess(np.asarray(bundle["baseline"], dtype=np.float64)[None, :], bundle["preprocessing"])[0]
+    return group_scores(z_base[None, :], bundle)[:, 0]
 
 
 def _json_number(value: float) -> float | None:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ndr_assets.models.bundle import BUNDLE_FORMAT, BUNDLE_KEYS, preprocess
+from ndr_assets.models.serving import baseline_group_scores
 from ndr_assets.models.groups import group_columns
 from ndr_assets.models.selection import select_features
 from ndr_assets.models.tuning import calibrated_model, tune
@@ -159,6 +160,12 @@ def train_model(frame: pd.DataFrame, feature_columns: list[str], spec: IfTrainin
     groups = group_columns(list(selection.kept), spec.feature_groups)
     tuning = tune(z, spec.tuning, seed=seed, groups=groups, trial_prefix=spec.experiments.trial_prefix)
     forests, calibrated_groups, scores = calibrated_model(z, groups, tuning.best_fit)
+    kept_preprocessing = fit.bundle_preprocessing(settings, kept_columns)
+    baseline = [float(fit.baseline[j]) for j in kept_columns]
+    z_base = preprocess(np.asarray(baseline, dtype=np.float64)[None, :], kept_preprocessing)[0]
+    for group, value in zip(calibrated_groups, baseline_group_scores({"model": forests, "groups": calibrated_groups}, z_base),
+                            strict=True):
+        group["baseline"] = float(value)  # what explanations subtract (serving.baseline_group_scores)
     threshold = float(np.quantile(scores, spec.label_quantile))
 
     bundle = {
@@ -167,8 +174,8 @@ def train_model(frame: pd.DataFrame, feature_columns: list[str], spec: IfTrainin
         "model_version": spec.model.version,
         "month": month,
         "features": list(selection.kept),
-        "preprocessing": fit.bundle_preprocessing(settings, kept_columns),
-        "baseline": [float(fit.baseline[j]) for j in kept_columns],
+        "preprocessing": kept_preprocessing,
+        "baseline": baseline,
         "model": forests,
         "groups": calibrated_groups,
         "score_threshold": threshold,

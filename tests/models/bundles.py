@@ -80,3 +80,22 @@ def sklearn_scores(bundle: dict, x: np.ndarray) -> np.ndarray:
     calibrated = np.array([(-forest.score_samples(z[:, group["columns"]]) - group["center"]) / group["scale"]
                            for forest, group in zip(bundle["model"], bundle["groups"], strict=True)])
     return calibrated.max(axis=0) + 0.001 * calibrated.mean(axis=0)
+
+
+def reference_contributions(bundle: dict, x: np.ndarray) -> np.ndarray:
+    """The reference explanation of raw rows ``x`` (rows x features), from the forests themselves:
+    each group's calibrated score minus its score of the baseline row, shared among the group's
+    features by their distance from the baseline in preprocessed units."""
+    z = preprocess(np.asarray(x, dtype=np.float64), bundle["preprocessing"])
+    z_base = preprocess(np.asarray([bundle["baseline"]], dtype=np.float64), bundle["preprocessing"])
+    out = np.zeros_like(z)
+    for forest, group in zip(bundle["model"], bundle["groups"], strict=True):
+        columns = group["columns"]
+
+        def calibrated(rows, forest=forest, group=group, columns=columns):
+            return (-forest.score_samples(rows[:, columns]) - group["center"]) / group["scale"]
+        anomaly = calibrated(z) - calibrated(z_base)[0]
+        distance = np.abs(z[:, columns] - z_base[:, columns])
+        total = distance.sum(axis=1, keepdims=True)
+        out[:, columns] = anomaly[:, None] * np.where(total > 0, distance / np.where(total > 0, total, 1.0), 0.0)
+    return out

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ndr_assets.models import serving
-from tests.models.bundles import FEATURES, make_bundle, sklearn_scores, write_bundle
+from tests.models.bundles import FEATURES, make_bundle, reference_contributions, sklearn_scores, write_bundle
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +94,8 @@ def test_one_feature_far_off_comes_first_with_its_own_contribution(bundle):
 
     raw = np.array([[record[f] for f in FEATURES]])
     score = sklearn_scores(bundle, raw)[0]
-    reset = raw.copy()
-    reset[0, 1] = sessions_baseline
-    expected_contribution = score - sklearn_scores(bundle, reset)[0]
+    # sessions and bytes_out form group 0: its anomaly, shared by their distances from the baseline.
+    expected_contribution = reference_contributions(bundle, raw)[0, 1]
 
     assert prediction["prediction_score"] == score
     first = prediction["top_features"][0]
@@ -161,20 +160,37 @@ def test_output_fn_answers_json_for_any_and_refuses_unknown_accept(bundle):
         serving.output_fn([], "application/x-parquet")
 
 
-def test_contributions_equal_a_full_rescore_with_the_feature_reset_in_either_group(bundle):
-    # sessions (group 0) far off, distinct_ports (group 1) mildly off: the reset of each is scored by its
-    # own group's forest only, and must equal re-scoring the whole record with that feature reset.
+def test_contributions_share_each_groups_anomaly_by_distance_in_either_group(bundle):
+    # sessions (group 0) far off, bytes_out (group 0) a little, distinct_ports (group 1) mildly off.
     base = bundle["baseline"]
-    record = _baseline_record(bundle, sessions=base[1] * 40, distinct_ports=base[3] * 3)
+    record = _baseline_record(bundle, sessions=base[1] * 40, bytes_out=base[0] * 1.5, distinct_ports=base[3] * 3)
     [prediction] = serving.predict_fn(pd.DataFrame([{"record_id": "r", **record}]), bundle)
 
     raw = np.array([[record[f] for f in FEATURES]])
-    score = sklearn_scores(bundle, raw)[0]
-    for top in prediction["top_features"]:
-        reset = raw.copy()
-        reset[0, FEATURES.index(top["feature"])] = top["baseline"]
-        assert top["contribution"] == pytest.approx(score - sklearn_scores(bundle, reset)[0], abs=1e-12)
+    expected = reference_contributions(bundle, raw)[0]
     by_feature = {t["feature"]: t["contribution"] for t in prediction["top_features"]}
-    assert by_feature["sessions"] > 0.05
-    # distinct_ports is not in the record's top group: it moves only the tie-break (0.001 x the mean).
-    assert abs(by_feature["distinct_ports"]) < 0.01
+    assert by_feature == {f: pytest.approx(expected[j], abs=1e-12) for j, f in enumerate(FEATURES)}
+    assert [t["feature"] for t in prediction["top_features"]] == sorted(FEATURES, key=lambda f: -expected[FEATURES.index(f)])
+    # A group's contributions add up to its anomaly: its calibrated score minus its score of the baseline row.
+    z = serving.preprocess(raw, bundle["preprocessing"])
+    z_base = serving.preprocess(np.asarray([base]), bundle["preprocessing"])
+    anomaly = serving.group_scores(z, bundle)[:, 0] - serving.group_scores(z_base, bundle)[:, 0]
+    assert by_feature["bytes_out"] + by_feature["sessions"] == pytest.approx(anomaly[0], abs=1e-12)
+    assert by_feature["distinct_peers"] == 0.0  # at its baseline
+    assert by_feature["distinct_ports"] == pytest.approx(anomaly[1], abs=1e-12) and anomaly[1] > 0
+    assert by_feature["sessions"] > by_feature["bytes_out"] > 0
+
+
+def test_explanations_use_the_stored_baseline_scores_and_compute_them_when_absent(bundle):
+    record = _baseline_record(bundle, sessions=bundle["baseline"][1] * 40)
+    frame = pd.DataFrame([{"record_id": "r", **record}])
+    computed = serving.baseline_group_scores(bundle)
+    stored = {**bundle, "groups": [{**g, "baseline": float(v)} for g, v in zip(bundle["groups"], computed, strict=True)]}
+
+    assert serving.predict_fn(frame, stored) == serving.predict_fn(frame, bundle)
+    shifted = {**bundle, "groups": [{**g, "baseline": float(v) - 1.0} for g, v in zip(bundle["groups"], computed, strict=True)]}
+    # Every group anomaly one higher: sessions, the only deviating feature of group 0, takes it all.
+    [odd], [reference] = serving.predict_fn(frame, shifted), serving.predict_fn(frame, bundle)
+    contribution = {t["feature"]: t["contribution"] for t in odd["top_features"]}
+    assert contribution["sessions"] == pytest.approx(
+        next(t["contribution"] for t in reference["top_features"] if t["feature"] == "sessions") + 1.0, abs=1e-12)

@@ -142,6 +142,10 @@ def test_the_bundle_has_the_contract_keys_and_the_selected_features(trained):
         raw = -forest.score_samples(z[:, group["columns"]])
         assert group["center"] == float(np.quantile(raw, 0.5))
         assert group["scale"] == pytest.approx(float(np.quantile(raw, 0.99) - np.quantile(raw, 0.5)))
+        # The group's calibrated score of the baseline row (every feature at its median), for explanations.
+        z_base = preprocess(np.asarray([bundle["baseline"]]), bundle["preprocessing"])
+        at_baseline = -forest.score_samples(z_base[:, group["columns"]])[0]
+        assert group["baseline"] == pytest.approx((at_baseline - group["center"]) / group["scale"], abs=1e-12)
     assert result.report["groups"] == {"by": "metric", "count": 4,
                                        "features": {"bytes": 1, "sessions": 1, "peers": 1, "ports": 1}}
 
