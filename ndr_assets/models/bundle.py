@@ -19,15 +19,16 @@ Bundle keys::
                       explanation compares a value with)
     model             list of fitted sklearn.ensemble.IsolationForest, one per group, on the
                       group's preprocessed columns
-    groups            list of {"name", "columns": list[int] (positions in features), "center",
-                      "scale"} (the calibration of the group's raw score), one per forest,
-                      and "baseline": the group's calibrated score of the baseline row (what
-                      an explanation's group anomaly is measured from; computed when absent)
+    groups            list of {"name", "columns": list[int] (positions in features), "knots",
+                      "levels", "tail_scale"} (the calibration of the group's raw score to its
+                      training tail probability, see serving), one per forest, and "baseline":
+                      the group's calibrated score of the baseline row (what an explanation's
+                      group anomaly is measured from; computed when absent)
     score_threshold   float, prediction_label = 1 where prediction_score >= it
     trained_on        {"first_window_end", "last_window_end", "rows", "sampled_rows", "sampling"}
 
-Scores: ``prediction_score`` = the largest calibrated group score plus a tie-break (higher is more
-anomalous; 1.0 is a group's training 99th percentile), see ``serving``.
+Scores: ``prediction_score`` = the sum of the three largest calibrated group scores (higher is
+more anomalous; a group's 2.0 is its training top 1 %), see ``serving``.
 """
 
 from __future__ import annotations

@@ -17,15 +17,23 @@ The four handlers the container calls, in order:
 
 Scores: the model is one Isolation Forest per feature group (the columns of one FG-A metric: its
 FG-A windows and every FG-C comparison of it, see ``ndr_assets.models.groups``). A group's raw score
-``-forest.score_samples(z[:, columns])`` is calibrated on the training rows,
-``(raw - center) / scale`` with the group's training median and 99th-percentile distance, so 0 is a
-typical training row and 1 is that group's top 1 %; then::
+``r = -forest.score_samples(z[:, columns])`` is calibrated to its tail probability among the n
+training rows, in decades: ``calibrated = -log10(P(training raw >= r))`` with
+``P = count(training raw >= r) / (n + 1)``, interpolated linearly between the group's ``knots``
+(training raw scores, ascending) and their ``levels`` (that value for each knot); above the
+largest knot the tail continues exponentially, ``levels[-1] + (r - knots[-1]) / tail_scale *
+log10(e)``, with ``tail_scale`` the mean excess of the training top 1 % over its 99th percentile.
+So 2 means "one training row in a hundred is as odd in this behaviour", in every group alike; then::
 
-    prediction_score = max over groups (calibrated) + TIE_BREAK * mean over groups (calibrated)
+    prediction_score = sum of the TOP_GROUPS largest calibrated group scores
 
-higher is more anomalous; ``prediction_label = int(prediction_score >= score_threshold)``. A record is
-as anomalous as its most anomalous behaviour: one forest over all features would dilute an excess in
-one metric among hundreds of ordinary ones (a forest picks split features at random).
+higher is more anomalous; ``prediction_label = int(prediction_score >= score_threshold)``. Why per
+group: one forest over all features would dilute an excess in one metric among hundreds of ordinary
+ones (a forest picks split features at random). Why tail probabilities, not a median/quantile
+scale: a one-feature group (a bounded 0..1 cadence score) and a heavy-tailed one (bytes) then speak
+the same unit, and a record far out in a bounded group is not outshouted by every ordinary record's
+noise in a heavy one. Why the top three: one odd behaviour happens to every host now and then
+across ~70 groups; attacks move a few at once (a beacon: cadence, new ports, one busy peer).
 
 Explanations (``top_features``) ask the model itself, per behaviour: a feature's group is reset to the
 baseline row (every feature at its training median, ``z_base``), and the group's calibrated score drop,
@@ -55,7 +63,7 @@ import os
 
 import numpy as np
 
-BUNDLE_FORMAT = "ndr-isolation-forest/2"
+BUNDLE_FORMAT = "ndr-isolation-forest/3"
 MODEL_FILE = "model.joblib"
 MODEL_ARCHIVE = "model.tar.gz"
 SERVING_ENTRY = "code/inference.py"
@@ -68,9 +76,9 @@ MODEL_VERSION = "model_version"
 MODEL_NAME = "model_name"
 
 PREPROCESSING_KEYS = ("eps", "scaling_method", "outlier_method", "z_max", "deviations", "center", "scale")
-GROUP_KEYS = ("name", "columns", "center", "scale")
-# Weight of the mean calibrated group score in the combined score: orders records whose top group ties.
-TIE_BREAK = 1e-3
+GROUP_KEYS = ("name", "columns", "knots", "levels", "tail_scale")
+# Groups whose calibrated scores add up to the record's score (all of them when there are fewer).
+TOP_GROUPS = 3
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -105,13 +113,25 @@ def group_scores(z: np.ndarray, bundle: dict) -> np.ndarray:
     """Calibrated score of every group (groups x records) of preprocessed rows ``z``."""
     out = np.empty((len(bundle["groups"]), z.shape[0]), dtype=np.float64)
     for g, (forest, group) in enumerate(zip(bundle["model"], bundle["groups"], strict=True)):
-        out[g] = (-forest.score_samples(z[:, group["columns"]]) - group["center"]) / group["scale"]
+        out[g] = calibrate_raw(-forest.score_samples(z[:, group["columns"]]), group)
+    return out
+
+
+def calibrate_raw(raw: np.ndarray, group: dict) -> np.ndarray:
+    """A group's raw forest scores -> training tail probability in decades (module docstring)."""
+    knots = np.asarray(group["knots"], dtype=np.float64)
+    levels = np.asarray(group["levels"], dtype=np.float64)
+    out = np.interp(raw, knots, levels)
+    beyond = raw > knots[-1]
+    out[beyond] = levels[-1] + (raw[beyond] - knots[-1]) / float(group["tail_scale"]) * np.log10(np.e)
     return out
 
 
 def combine_group_scores(per_group: np.ndarray) -> np.ndarray:
-    """The record's score from its calibrated group scores (groups x records): max + TIE_BREAK * mean."""
-    return per_group.max(axis=0) + TIE_BREAK * per_group.mean(axis=0)
+    """The record's score from its calibrated group scores (groups x records): the sum of the
+    ``TOP_GROUPS`` largest."""
+    top = min(TOP_GROUPS, per_group.shape[0])
+    return np.sort(per_group, axis=0)[-top:].sum(axis=0)
 
 
 # ---------------------------------------------------------------- model_fn

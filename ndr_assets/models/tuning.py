@@ -38,7 +38,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.ensemble import IsolationForest
 
-from ndr_assets.models.serving import combine_group_scores, group_scores
+from ndr_assets.models.serving import calibrate_raw, combine_group_scores, group_scores
 from ndr_resources.model_specs import Tuning
 
 OBJECTIVE_PARTS = ("separation", "stability")
@@ -46,9 +46,11 @@ TOP_TAIL_SHARE = 0.01
 # Scoring dominates a trial's cost (fitting uses max_samples rows per tree; a trial scores every row
 # through ~70 group forests, twice): this many rows give a top 1% of 50 scores for the tail mean.
 EVALUATION_ROWS = 5_000
-# Floor of a group's calibration scale (its training 99th percentile minus median).
+# Floor of a group's tail scale (the mean excess of its training top 1 % over the 99th percentile).
 MIN_CALIBRATION_SCALE = 1e-9
 CALIBRATION_QUANTILE = 0.99
+# Training scores kept exactly, counted from the top, as calibration knots (the rest: doubling ranks).
+EXACT_TOP_RANKS = 256
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,8 @@ def fit_group_forests(z: np.ndarray, groups: list[tuple[str, list[int]]], params
     the combined scores of the calibration rows (computed from the raw scores the calibration used,
     so no second scoring pass).
 
-    A group's calibration is the median and the 99th-percentile distance of its raw scores on
-    ``calibration`` (default ``z``): calibrated 0 is a typical row, 1 the group's top 1 %.
+    A group's calibration is the tail of its raw scores on ``calibration`` (default ``z``), see
+    :func:`tail_calibration`: calibrated 2 means one row in a hundred scores as high.
     """
     rows = z if calibration is None else calibration
     forests = [forest_for(params, z.shape[0], seed).fit(z[:, columns]) for _, columns in groups]
@@ -135,11 +137,34 @@ def calibrate(raw: np.ndarray, groups: list[tuple[str, list[int]]]) -> tuple[lis
     described = []
     calibrated = np.empty_like(raw, dtype=np.float64)
     for g, (name, columns) in enumerate(groups):
-        median, tail = np.quantile(raw[g], [0.5, CALIBRATION_QUANTILE])
-        scale = float(max(tail - median, MIN_CALIBRATION_SCALE))
-        described.append({"name": name, "columns": list(columns), "center": float(median), "scale": scale})
-        calibrated[g] = (raw[g] - float(median)) / scale  # what serving.group_scores computes
+        group = {"name": name, "columns": list(columns), **tail_calibration(raw[g])}
+        described.append(group)
+        calibrated[g] = calibrate_raw(raw[g], group)  # what serving.group_scores computes
     return described, combine_group_scores(calibrated)
+
+
+def tail_calibration(raw: np.ndarray) -> dict:
+    """``knots``, ``levels`` and ``tail_scale`` of one group's training raw scores (see serving).
+
+    Knots are the distinct training scores at ranks 0 .. EXACT_TOP_RANKS - 1 from the top (every
+    one that decides a top host-window), then at doubling ranks (512, 1024, ...), and the smallest,
+    so a bundle holds ~25 numbers per group whatever the training size. A knot's level is
+    ``-log10(count(raw >= knot) / (n + 1))``.
+    """
+    ascending = np.sort(np.asarray(raw, dtype=np.float64))
+    n = ascending.size
+    ranks = list(range(min(n, EXACT_TOP_RANKS)))
+    rank = EXACT_TOP_RANKS
+    while rank < n:
+        ranks.append(rank)
+        rank *= 2
+    ranks.append(n - 1)
+    knots = np.unique(ascending[n - 1 - np.asarray(ranks)])
+    at_or_above = n - np.searchsorted(ascending, knots, side="left")
+    levels = -np.log10(at_or_above / (n + 1))
+    q99 = float(np.quantile(ascending, CALIBRATION_QUANTILE))
+    tail_scale = float(max(ascending[ascending >= q99].mean() - q99, MIN_CALIBRATION_SCALE))
+    return {"knots": knots.tolist(), "levels": levels.tolist(), "tail_scale": tail_scale}
 
 
 def calibrated_model(z: np.ndarray, groups: list[tuple[str, list[int]]],

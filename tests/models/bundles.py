@@ -44,8 +44,7 @@ def make_bundle(features: list[str] | None = None, *, rows: int = 400, n_estimat
         forest = IsolationForest(n_estimators=n_estimators, max_samples=128, random_state=seed + g).fit(z[:, columns])
         raw = -forest.score_samples(z[:, columns])
         forests.append(forest)
-        described.append({"name": f"group{g}", "columns": list(columns), "center": float(np.median(raw)),
-                          "scale": float(np.quantile(raw, 0.99) - np.median(raw))})
+        described.append({"name": f"group{g}", "columns": list(columns), **every_score_a_knot(raw)})
     model_bundle = {"model": forests, "groups": described, "preprocessing": preprocessing}
     training_scores = sklearn_scores(model_bundle, x)
     bundle = {
@@ -66,6 +65,24 @@ def make_bundle(features: list[str] | None = None, *, rows: int = 400, n_estimat
     return bundle
 
 
+def every_score_a_knot(raw: np.ndarray) -> dict:
+    """A tail calibration with every distinct training score as a knot (training keeps fewer):
+    level = -log10(count(raw >= knot) / (n + 1)); tail scale = mean excess of the top 1 % over q99."""
+    knots = np.unique(raw)
+    levels = [-np.log10(np.sum(raw >= k) / (raw.size + 1)) for k in knots]
+    q99 = np.quantile(raw, 0.99)
+    return {"knots": knots.tolist(), "levels": levels, "tail_scale": float(raw[raw >= q99].mean() - q99)}
+
+
+def calibrated(raw: np.ndarray, group: dict) -> np.ndarray:
+    """The documented calibration, from the group's knots: linear between knots, exponential above."""
+    knots, levels = np.asarray(group["knots"]), np.asarray(group["levels"])
+    out = np.interp(raw, knots, levels)
+    above = raw > knots[-1]
+    out[above] = levels[-1] + (raw[above] - knots[-1]) / group["tail_scale"] / np.log(10)
+    return out
+
+
 def write_bundle(model_dir: str, bundle: dict) -> str:
     """``model_dir`` holding ``model.joblib`` (what an extracted model.tar.gz holds); returns it."""
     os.makedirs(model_dir, exist_ok=True)
@@ -75,11 +92,11 @@ def write_bundle(model_dir: str, bundle: dict) -> str:
 
 def sklearn_scores(bundle: dict, x: np.ndarray) -> np.ndarray:
     """The reference: what the forests themselves say about raw rows ``x``, combined as documented
-    (largest calibrated group score + 0.001 x their mean)."""
+    (the sum of the three largest calibrated group scores, or of all when fewer)."""
     z = preprocess(np.asarray(x, dtype=np.float64), bundle["preprocessing"])
-    calibrated = np.array([(-forest.score_samples(z[:, group["columns"]]) - group["center"]) / group["scale"]
-                           for forest, group in zip(bundle["model"], bundle["groups"], strict=True)])
-    return calibrated.max(axis=0) + 0.001 * calibrated.mean(axis=0)
+    per_group = np.array([calibrated(-forest.score_samples(z[:, group["columns"]]), group)
+                          for forest, group in zip(bundle["model"], bundle["groups"], strict=True)])
+    return np.sort(per_group, axis=0)[-3:].sum(axis=0)
 
 
 def reference_contributions(bundle: dict, x: np.ndarray) -> np.ndarray:
@@ -92,9 +109,9 @@ def reference_contributions(bundle: dict, x: np.ndarray) -> np.ndarray:
     for forest, group in zip(bundle["model"], bundle["groups"], strict=True):
         columns = group["columns"]
 
-        def calibrated(rows, forest=forest, group=group, columns=columns):
-            return (-forest.score_samples(rows[:, columns]) - group["center"]) / group["scale"]
-        anomaly = calibrated(z) - calibrated(z_base)[0]
+        def of(rows, forest=forest, group=group, columns=columns):
+            return calibrated(-forest.score_samples(rows[:, columns]), group)
+        anomaly = of(z) - of(z_base)[0]
         distance = np.abs(z[:, columns] - z_base[:, columns])
         total = distance.sum(axis=1, keepdims=True)
         out[:, columns] = anomaly[:, None] * np.where(total > 0, distance / np.where(total > 0, total, 1.0), 0.0)

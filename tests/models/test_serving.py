@@ -34,7 +34,7 @@ def test_model_fn_loads_the_bundle_and_refuses_another_format(tmp_path, bundle):
     assert loaded["features"] == FEATURES and loaded["model_version"] == "v-test-1"
 
     write_bundle(str(tmp_path / "old"), {**bundle, "format": "ndr-isolation-forest/0"})
-    with pytest.raises(ValueError, match=r"bundle format is 'ndr-isolation-forest/0'.*'ndr-isolation-forest/2'"):
+    with pytest.raises(ValueError, match=r"bundle format is 'ndr-isolation-forest/0'.*'ndr-isolation-forest/3'"):
         serving.model_fn(str(tmp_path / "old"))
     with pytest.raises(FileNotFoundError, match=r"no model\.joblib in model directory"):
         serving.model_fn(str(tmp_path / "missing"))

@@ -13,7 +13,8 @@ from ndr_assets.models.bundle import BUNDLE_FORMAT, BUNDLE_KEYS
 from ndr_assets.models.serving import preprocess
 from ndr_assets.models.training import fit_preprocessing, train_model
 from ndr_resources.model_specs import IfTrainingSpec, Preprocessing
-from tests.models.bundles import sklearn_scores
+from tests.models.bundles import calibrated, sklearn_scores
+from tests.models.test_tuning import assert_tail_calibration
 
 TRAINED_ON = {"first_window_end": "2026-01-01T00:08:00Z", "last_window_end": "2026-04-30T23:53:00Z",
               "rows": 1000, "sampled_rows": 400, "sampling": {"method": "stratified"}}
@@ -140,12 +141,11 @@ def test_the_bundle_has_the_contract_keys_and_the_selected_features(trained):
     z = preprocess(frame[bundle["features"]].to_numpy(), bundle["preprocessing"])
     for forest, group in zip(bundle["model"], bundle["groups"], strict=True):
         raw = -forest.score_samples(z[:, group["columns"]])
-        assert group["center"] == float(np.quantile(raw, 0.5))
-        assert group["scale"] == pytest.approx(float(np.quantile(raw, 0.99) - np.quantile(raw, 0.5)))
+        assert_tail_calibration(group, raw)
         # The group's calibrated score of the baseline row (every feature at its median), for explanations.
         z_base = preprocess(np.asarray([bundle["baseline"]]), bundle["preprocessing"])
-        at_baseline = -forest.score_samples(z_base[:, group["columns"]])[0]
-        assert group["baseline"] == pytest.approx((at_baseline - group["center"]) / group["scale"], abs=1e-12)
+        at_baseline = -forest.score_samples(z_base[:, group["columns"]])
+        assert group["baseline"] == pytest.approx(calibrated(at_baseline, group)[0], abs=1e-12)
     assert result.report["groups"] == {"by": "metric", "count": 4,
                                        "features": {"bytes": 1, "sessions": 1, "peers": 1, "ports": 1}}
 

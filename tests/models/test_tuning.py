@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ndr_assets.models.serving import calibrate_raw
 from ndr_assets.models.tuning import (
+    calibrate,
     calibrated_model,
     candidate_params,
     ensemble_scores,
@@ -80,10 +82,11 @@ def test_every_trial_is_recorded_and_the_best_has_the_highest_objective():
     assert [t["params"] for t in result.trials] == candidate_params(spec, seed=3)[0]
     for trial in result.trials:
         # Each recorded part is what the parameters give when refitted here: one group of every column,
-        # calibrated, which is an affine map of the forest's own scores (same separation and ranks).
+        # calibrated to its tail (an increasing map of the forest's own scores: the same ranks).
         scores = -forest_for(trial["params"], len(z), 3).fit(z).score_samples(z)
         other = -forest_for(trial["params"], len(z), 4).fit(z).score_samples(z)
-        assert trial["separation"] == pytest.approx(separation(scores)[1], rel=1e-12)
+        calibrated_scores = calibrate(scores[None, :], [("all", [0, 1, 2])])[1]
+        assert trial["separation"] == pytest.approx(separation(calibrated_scores)[1], rel=1e-12)
         assert trial["stability"] == pytest.approx(rank_stability(scores, other), rel=1e-12)
         assert trial["objective"] == pytest.approx(0.5 * trial["separation"] + 0.5 * trial["stability"])
         assert trial["seconds"] >= 0
@@ -149,8 +152,36 @@ def test_trials_score_the_groups_as_training_combines_them():
     assert np.array_equal(combined, ensemble_scores(z, forests, described))  # what serving says of the same rows
     assert [f.n_features_in_ for f in forests] == [1, z.shape[1] - 1]
     raw_first = -forests[0].score_samples(z[:, [0]])
-    assert described[0] == {"name": "first", "columns": [0], "center": float(np.quantile(raw_first, 0.5)),
-                            "scale": float(np.quantile(raw_first, 0.99) - np.quantile(raw_first, 0.5))}
+    assert described[0]["name"] == "first" and described[0]["columns"] == [0]
+    assert_tail_calibration(described[0], raw_first)
+
+
+def assert_tail_calibration(group: dict, raw: np.ndarray) -> None:
+    """Knots: the top 256 distinct training scores, then doubling ranks from the top, and the smallest;
+    each level -log10(count(raw >= knot) / (n + 1)); tail scale: the top 1 %'s mean excess over q99."""
+    descending = np.sort(raw)[::-1]
+    ranks = [*range(min(raw.size, 256)), *[r for r in (256, 512, 1024, 2048) if r < raw.size], raw.size - 1]
+    assert group["knots"] == sorted(set(descending[ranks].tolist()))
+    assert group["levels"] == pytest.approx([-np.log10(np.sum(raw >= k) / (raw.size + 1)) for k in group["knots"]],
+                                            abs=1e-12)
+    q99 = np.quantile(raw, 0.99)
+    assert group["tail_scale"] == pytest.approx(raw[raw >= q99].mean() - q99, rel=1e-12)
+
+
+def test_calibration_is_the_training_tail_probability_and_extends_above_the_largest_score():
+    raw = np.arange(1.0, 601.0)  # 600 distinct scores: 256 exact knots from the top, then ranks 256 and 512, and 1
+    [group], combined = calibrate(raw[None, :], [("g", [0])])
+
+    assert group["knots"] == [1.0, 88.0, *np.arange(344.0, 601.0).tolist()]
+    assert_tail_calibration(group, raw)
+    # The largest training score: one row of 600 at or above it -> -log10(1 / 601); 601 continues by the tail scale.
+    top = -np.log10(1 / 601)
+    assert calibrate_raw(np.array([600.0, 601.0]), group).tolist() == pytest.approx(
+        [top, top + 1.0 / group["tail_scale"] * np.log10(np.e)])
+    # Between knots 88 (513 rows at or above it) and 344 (257 rows): linear in the raw score.
+    assert calibrate_raw(np.array([216.0]), group)[0] == pytest.approx(
+        (-np.log10(513 / 601) - np.log10(257 / 601)) / 2)
+    assert combined.tolist() == pytest.approx(calibrate_raw(raw, group).tolist())  # one group: its own score
 
 
 def test_the_best_trials_forests_are_the_model_fitted_afresh_and_calibrated_on_every_row():
