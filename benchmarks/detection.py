@@ -50,6 +50,11 @@ def _cell(model, baseline, digits: int = 3) -> str:
     return f"{fmt(model)} / {fmt(baseline)}"
 
 
+def _extreme(members: list[dict], key: str, pick):
+    values = [m[key] for m in members if m[key] is not None]
+    return pick(values) if values else None
+
+
 def print_tables(rows: list[dict]) -> None:
     table = Table(title="Detection quality per run: model / baseline")
     for column in ("file", "seed", "project", "scenario", "positives", "ROC-AUC", "PR-AUC", f"P@{K}", "worst day-rank"):
@@ -68,15 +73,9 @@ def print_tables(rows: list[dict]) -> None:
     for r in rows:
         groups.setdefault((Path(r["scenario_file"]).stem, r["kind"]), []).append(r)
     for (file, kind), members in sorted(groups.items()):
-        def lowest(key):
-            values = [m[key] for m in members if m[key] is not None]
-            return min(values) if values else None
-
-        def highest(key):
-            values = [m[key] for m in members if m[key] is not None]
-            return max(values) if values else None
-        summary.add_row(file, kind, str(len(members)), _cell(lowest("roc_auc_model"), lowest("roc_auc_baseline")),
-                        _cell(highest("worst_day_rank_model"), highest("worst_day_rank_baseline")))
+        summary.add_row(file, kind, str(len(members)),
+                        _cell(_extreme(members, "roc_auc_model", min), _extreme(members, "roc_auc_baseline", min)),
+                        _cell(_extreme(members, "worst_day_rank_model", max), _extreme(members, "worst_day_rank_baseline", max)))
     console.print(summary)
 
 

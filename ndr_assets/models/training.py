@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from ndr_assets.models.bundle import BUNDLE_FORMAT, BUNDLE_KEYS, preprocess
-from ndr_assets.models.serving import baseline_group_scores
 from ndr_assets.models.groups import group_columns
 from ndr_assets.models.selection import select_features
+from ndr_assets.models.serving import baseline_group_scores
 from ndr_assets.models.tuning import calibrated_model, tune
 from ndr_resources.model_specs import IfTrainingSpec, Preprocessing
 
