@@ -125,11 +125,19 @@ def fit_group_forests(z: np.ndarray, groups: list[tuple[str, list[int]]], params
     A group's calibration is the tail of its raw scores on ``calibration`` (default ``z``), see
     :func:`tail_calibration`: calibrated 2 means one row in a hundred scores as high.
     """
-    rows = z if calibration is None else calibration
-    forests = [forest_for(params, z.shape[0], seed).fit(z[:, columns]) for _, columns in groups]
-    raw = np.stack([-forest.score_samples(rows[:, columns]) for forest, (_, columns) in zip(forests, groups, strict=True)])
-    described, combined = calibrate(raw, groups)
+    forests = _fitted_forests(z, groups, params, seed)
+    described, combined = calibrate(_raw_scores(forests, groups, z if calibration is None else calibration), groups)
     return forests, described, combined
+
+
+def _fitted_forests(z: np.ndarray, groups: list[tuple[str, list[int]]], params: dict[str, Any],
+                    seed: int) -> list[IsolationForest]:
+    return [forest_for(params, z.shape[0], seed).fit(z[:, columns]) for _, columns in groups]
+
+
+def _raw_scores(forests: list[IsolationForest], groups: list[tuple[str, list[int]]], rows: np.ndarray) -> np.ndarray:
+    """Raw scores (groups x rows, higher is more anomalous) of each group's forest."""
+    return np.stack([-forest.score_samples(rows[:, columns]) for forest, (_, columns) in zip(forests, groups, strict=True)])
 
 
 def calibrate(raw: np.ndarray, groups: list[tuple[str, list[int]]]) -> tuple[list[dict], np.ndarray]:
@@ -195,12 +203,10 @@ def _grown_or_fitted(z: np.ndarray, groups: list[tuple[str, list[int]]], params:
                 forest.set_params(n_estimators=trees, warm_start=True).fit(z[:, columns])
                 forest.set_params(warm_start=False)
     else:
-        forests = [forest_for(params, z.shape[0], seed).fit(z[:, columns]) for _, columns in groups]
+        forests = _fitted_forests(z, groups, params, seed)
     if isinstance(trees, int):
         earlier[family] = (trees, forests)
-    rows = z[scored]
-    raw = np.stack([-forest.score_samples(rows[:, columns]) for forest, (_, columns) in zip(forests, groups, strict=True)])
-    return GroupFit(forests=forests, raw=raw, scored=scored)
+    return GroupFit(forests=forests, raw=_raw_scores(forests, groups, z[scored]), scored=scored)
 
 
 def ensemble_scores(z: np.ndarray, forests: list[IsolationForest], groups: list[dict]) -> np.ndarray:
