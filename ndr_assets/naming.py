@@ -52,6 +52,7 @@ assert set(FG_B_ASSETS.values()) == {table.asset for table in FG_B_TABLES.values
 
 FG_A_FEATURE_STORE = "fg_a_feature_store"
 FG_C_FEATURE_STORE = "fg_c_feature_store"
+FEATURE_STORE_ASSETS = (FG_A_FEATURE_STORE, FG_C_FEATURE_STORE)
 
 TRAFFIC_ASSETS = (DELTA, PAIR_COUNTS, FG_A, FG_A_FEATURE_STORE)
 CORRELATION_ASSETS = (FG_C, FG_C_FEATURE_STORE)

@@ -18,7 +18,8 @@ from ndr_resources.projects import ProjectConfig, load_project_configs
 
 def project_assets(project: ProjectConfig) -> list[dg.AssetsDefinition]:
     """One project's graph: 15-minute traffic features, monthly inventory and FG-B, FG-C, the monthly
-    model, and the 15-minute predictions with their feature join."""
+    model, the 15-minute predictions with their feature join, and (with a ``feature_store`` map) the
+    FG-A / FG-C Feature Store publication."""
     traffic = {asset.key.path[-1]: asset for asset in build_traffic_assets(project=project)}
     fg_a_key, pair_counts_key = traffic["fg_a"].key, traffic["pair_counts"].key
     baselines = build_baseline_assets(project=project, fg_a_key=fg_a_key, pair_counts_key=pair_counts_key)
@@ -32,7 +33,7 @@ def project_assets(project: ProjectConfig) -> list[dg.AssetsDefinition]:
     feature_store = [
         build_feature_store_asset(project=project, dataset="fg_a", upstream=traffic["fg_a"]),
         build_feature_store_asset(project=project, dataset="fg_c", upstream=correlation[0]),
-    ]
+    ] if project.publishes_to_feature_store else []
     return [*traffic.values(), *baselines, *correlation, *training, *scoring, *feature_store]
 
 

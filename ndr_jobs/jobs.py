@@ -13,6 +13,7 @@ import dagster as dg
 from ndr_assets.naming import (
     BASELINE_ASSETS,
     CORRELATION_ASSETS,
+    FEATURE_STORE_ASSETS,
     MODEL_ASSETS,
     SCORING_ASSETS,
     TRAFFIC_ASSETS,
@@ -28,6 +29,8 @@ from ndr_resources.projects import ProjectConfig
 
 
 def _selection(project: ProjectConfig, names: tuple[str, ...]) -> dg.AssetSelection:
+    if not project.publishes_to_feature_store:  # the project has no Feature Store assets
+        names = tuple(name for name in names if name not in FEATURE_STORE_ASSETS)
     return dg.AssetSelection.assets(*asset_keys(project.project_name, names))
 
 

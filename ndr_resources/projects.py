@@ -22,6 +22,9 @@ class ProjectConfig:
     ingestion_prefix: str
     # Which windows each month's model learns from: the partition mapping is fixed when the graph is built.
     training_window: TrainingWindow = field(default_factory=TrainingWindow)
+    # Whether project_parameters has a feature_store map: without one the graph has no Feature Store
+    # assets at all (publication is off), rather than assets that run only to say so.
+    publishes_to_feature_store: bool = False
 
 
 def _parse_start(value: str, project: str, item: str) -> datetime:
@@ -38,6 +41,15 @@ def _training_window(store: ParameterStore, project: str, version: str) -> Train
     if store.get_item(project, versioned_job_key("if_training", version)) is None:
         return TrainingWindow()
     return store.load_typed_spec(IfTrainingSpec, project, "if_training", version).window
+
+
+def feature_store_map(store: ParameterStore, project: str, version: str) -> object | None:
+    """The raw ``feature_store`` map of ``project_parameters#version`` (None when the item has none)."""
+    key = versioned_job_key("project_parameters", version)
+    item = store.get_item(project, key)
+    if item is None:
+        raise SpecError(project, key, "job_name", "item not found in the parameters table")
+    return item.get("feature_store")
 
 
 def load_project_configs(store: ParameterStore) -> list[ProjectConfig]:
@@ -57,6 +69,7 @@ def load_project_configs(store: ParameterStore) -> list[ProjectConfig]:
                 org2=org2,
                 ingestion_prefix=route.ingestion_prefix,
                 training_window=_training_window(store, route.project_name, route.feature_spec_version),
+                publishes_to_feature_store=feature_store_map(store, route.project_name, route.feature_spec_version) is not None,
             )
         )
     names = [c.project_name for c in configs]

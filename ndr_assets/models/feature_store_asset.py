@@ -2,8 +2,9 @@
 
 One asset per dataset, downstream of it on the same partitions, so a failed ingestion is its own red
 mark and retry and never invalidates the published features. Configured by the ``feature_store``
-map of the project's ``project_parameters`` item (spec 001 optional attribute); off, and saying so,
-where the map or the dataset's group is absent.
+map of the project's ``project_parameters`` item (spec 001 optional attribute). Projects without the
+map have no such assets (``ProjectConfig.publishes_to_feature_store``); where the map is disabled or
+lacks the dataset's group, the asset is off and says so.
 """
 
 import dagster as dg
@@ -11,12 +12,11 @@ import dagster as dg
 from ndr_assets.datasets import read_required_windows, window_partitions
 from ndr_assets.naming import asset_key, group_name_for
 from ndr_assets.transforms.windows import window_starts
-from ndr_resources.errors import SpecError
 from ndr_resources.feature_store import FeatureStorePublisher
 from ndr_resources.lake import Lake
 from ndr_resources.model_specs import FeatureStoreConfig
 from ndr_resources.parameter_store.base import ParameterStore, versioned_job_key
-from ndr_resources.projects import ProjectConfig
+from ndr_resources.projects import ProjectConfig, feature_store_map
 from ndr_resources.spark import SparkResource
 from ndr_resources.specs import FgABuilderSpec, FgCBuilderSpec, parse_spec
 
@@ -26,10 +26,7 @@ FEATURE_STORE_COMPLETE = "every_record_ingested"
 def feature_store_config(store: ParameterStore, project: ProjectConfig) -> FeatureStoreConfig | None:
     """The project's ``feature_store`` map, parsed; None when the item has none."""
     key = versioned_job_key("project_parameters", project.feature_spec_version)
-    item = store.get_item(project.project_name, key)
-    if item is None:
-        raise SpecError(project.project_name, key, "job_name", "item not found in the parameters table")
-    payload = item.get("feature_store")
+    payload = feature_store_map(store, project.project_name, project.feature_spec_version)
     if payload is None:
         return None
     return parse_spec(FeatureStoreConfig, payload, project=project.project_name, item=f"{key} (feature_store)")

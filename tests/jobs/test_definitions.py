@@ -32,13 +32,27 @@ def test_each_routed_project_gets_its_own_group_partitions_and_job(ndr_home):
 
     _provision(ndr_home, "ndr-acme-finance", "acme", "finance", "2026-01-05")
     _provision(ndr_home, "ndr-globex-retail", "globex", "retail", "2026-03-01")
+    # Only globex publishes to the Feature Store (even with fg_a's group absent, both assets exist and say so).
+    store = SqliteParameterStore(path=str(ndr_home.parameters_db))
+    item = store.get_item("ndr-globex-retail", "project_parameters#v1")
+    store.put_item({**item, "feature_store": {"groups": {"fg_c": {"feature_group_name": "ndr-globex-retail-fg-c"}}}})
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {f"{p}/{a}" for p in ("ndr-acme-finance", "ndr-globex-retail")
-                    for a in ("delta", "pair_counts", "fg_a", "machine_inventory", "fg_b_host", "fg_b_segment",
-                              "fg_b_ip_metadata", "pair_rarity", "fg_c", "training_data_verification", "if_model",
-                              "predictions", "prediction_feature_join", "fg_a_feature_store", "fg_c_feature_store")}
+    common = ("delta", "pair_counts", "fg_a", "machine_inventory", "fg_b_host", "fg_b_segment", "fg_b_ip_metadata",
+              "pair_rarity", "fg_c", "training_data_verification", "if_model", "predictions", "prediction_feature_join")
+    assert keys == {*(f"ndr-acme-finance/{a}" for a in common),
+                    *(f"ndr-globex-retail/{a}" for a in (*common, "fg_a_feature_store", "fg_c_feature_store"))}
+    job_assets = {
+        (project, kind): sorted(k.path[-1] for k in defs.resolve_job_def(f"{project}__{kind}").asset_layer.selected_asset_keys)
+        for project in ("ndr_acme_finance", "ndr_globex_retail") for kind in ("traffic_15m", "fg_c_15m")
+    }
+    assert job_assets == {
+        ("ndr_acme_finance", "traffic_15m"): ["delta", "fg_a", "pair_counts"],
+        ("ndr_acme_finance", "fg_c_15m"): ["fg_c"],
+        ("ndr_globex_retail", "traffic_15m"): ["delta", "fg_a", "fg_a_feature_store", "pair_counts"],
+        ("ndr_globex_retail", "fg_c_15m"): ["fg_c", "fg_c_feature_store"],
+    }
     fg_a = graph.get(dg.AssetKey(["ndr-globex-retail", "fg_a"]))
     assert fg_a.group_name == "ndr_globex_retail"
     # Each project's windows start at its own start date, on the 08/23/38/53 grid; its monthly
