@@ -346,8 +346,13 @@ def host_segments(rows: DataFrame, mapping: SegmentMapping | None) -> DataFrame:
 def host_baselines(
     value_arrays: DataFrame, segments: DataFrame, metrics: list[str], bounds: HorizonBounds
 ) -> DataFrame:
-    """Host baselines, exactly ``fg_b_host_schema(metrics)``, from (capped) host value arrays and host segments."""
-    gathered = gather_stats(long_stats(value_arrays, HOST_KEYS), HOST_KEYS).join(segments, "host_ip")
+    """Host baselines, exactly ``fg_b_host_schema(metrics)``, from (capped) host value arrays and host segments.
+
+    The segment joins the narrow statistics and is carried through the gather: with the join above
+    the gather, the optimizer took 18 s over the wide projection of one horizon's table (demo data).
+    """
+    stats = long_stats(value_arrays, HOST_KEYS).join(F.broadcast(segments), "host_ip")
+    gathered = gather_stats(stats, HOST_KEYS, carry=("segment_id",))
     wide = widen_stats(_with_period(gathered, bounds), metrics, [*HOST_KEYS, "segment_id"], _PERIOD)
     return enforce_schema(wide, fg_b_host_schema(metrics), "fg_b_host")
 
