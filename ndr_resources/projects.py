@@ -44,12 +44,9 @@ def _training_window(store: ParameterStore, project: str, version: str) -> Train
 
 
 def feature_store_map(store: ParameterStore, project: str, version: str) -> object | None:
-    """The raw ``feature_store`` map of ``project_parameters#version`` (None when the item has none)."""
-    key = versioned_job_key("project_parameters", version)
-    item = store.get_item(project, key)
-    if item is None:
-        raise SpecError(project, key, "job_name", "item not found in the parameters table")
-    return item.get("feature_store")
+    """The raw ``feature_store`` map of the project's ``project_parameters`` item (None when it has none),
+    found as ``load_project_parameters`` finds the item (a legacy unversioned item included)."""
+    return store.load_job_item(project, "project_parameters", version).get("feature_store")
 
 
 def load_project_configs(store: ParameterStore) -> list[ProjectConfig]:

@@ -295,3 +295,16 @@ def test_conditional_write_fails_on_a_concurrent_edit_and_writes_nothing(store):
 def test_update_spec_of_a_missing_item_names_it(store):
     with pytest.raises(SpecError, match="inference_predictions#v1.*not found"):
         store.update_spec(PROJECT, "inference_predictions", "v1", lambda spec: spec, updated_at="t")
+
+
+def test_feature_store_map_is_found_where_the_project_parameters_are(store):
+    from ndr_resources.projects import feature_store_map
+
+    # A legacy unversioned item serves the map as it serves the parameters; no map is None.
+    store.put_item(_item("project_parameters", {"defaults": {}}, feature_store={"groups": {}}))
+    assert feature_store_map(store, PROJECT, "v1") == {"groups": {}}
+    store.put_item(_item("project_parameters#v1", {"defaults": {}}))
+    assert feature_store_map(store, PROJECT, "v1") is None
+    with pytest.raises(SpecError) as err:
+        feature_store_map(store, PROJECT + "-absent", "v1")
+    assert err.value.item == "project_parameters#v1"
