@@ -10,6 +10,8 @@ from typing import Any
 
 import dagster as dg
 
+from ndr_resources.jvm import LOCAL_FILE_SYSTEM_CONF
+
 # Shipped with the package: quiets the driver's log4j before the JVM writes its first line.
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
@@ -33,6 +35,8 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # afterwards, so the job output is never read half-committed.
     "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
     "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}",
+    # file: through java.nio permissions, not a forked chmod per file and folder (ndr_resources.jvm).
+    **LOCAL_FILE_SYSTEM_CONF,
 }
 
 
