@@ -38,7 +38,7 @@ def test_spark_writes_local_files_through_the_nio_file_system(spark, tmp_path):
     assert sorted(r.n for r in spark.read.parquet(out.as_uri()).collect()) == [1, 2]
 
 
-@pytest.mark.parametrize("mode", [0o600, 0o640, 0o644, 0o711, 0o755, 0o777, 0o000])
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o644, 0o711, 0o755, 0o777, 0o000, 0o1755])
 def test_set_permission_sets_the_same_mode_as_hadoop(spark, tmp_path, mode):
     jvm = spark.sparkContext._jvm
     ours = jvm.ndr.hadoop.NioRawLocalFileSystem()
