@@ -260,6 +260,7 @@ def run_benchmark(
 
     from ndr_jobs.backfill import use_home
     from ndr_jobs.demo import project_name_for
+    from ndr_jobs.instance import write_instance_config
     from ndr_jobs.synthetic.generate import generate_traffic
     from ndr_resources.environments import resources_for
     from ndr_resources.lake import LocalLake
@@ -310,8 +311,7 @@ def run_benchmark(
 
     def instance_for(name: str):
         folder = instances_root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        write_instance_config(folder)
         return dg.DagsterInstance.local_temp(str(folder))
 
     def measured(instance, label: str, start: str, end: str, assets: list[str] | None = None):

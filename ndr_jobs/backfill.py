@@ -27,6 +27,7 @@ from ndr_assets.naming import (
 )
 from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, trailing_day_before
 from ndr_assets.transforms.windows import SLICE_MINUTES, floor_to_window_start, partition_values, window_starts
+from ndr_jobs.instance import write_instance_config
 from ndr_resources.environments import HOME_ENV, LocalPaths, current_environment, resources_for
 from ndr_resources.errors import NdrError
 from ndr_resources.lake import Lake, PartitionSpec
@@ -95,11 +96,6 @@ def blocking_checks_message(checks: Sequence[str]) -> str:
     return f"blocking check(s) did not pass: {', '.join(checks)}"
 
 
-# Written into an instance folder that has no configuration yet: without it Dagster prints its
-# telemetry banner and "No dagster.yaml found" before the command's own output.
-INSTANCE_CONFIG = "telemetry:\n  enabled: false\n"
-
-
 def use_home(home: Path | str | None = None) -> LocalPaths:
     """Point the embedded defaults and the Dagster instance of this process at one home.
 
@@ -109,10 +105,7 @@ def use_home(home: Path | str | None = None) -> LocalPaths:
     paths = LocalPaths.resolve(home)
     os.environ[HOME_ENV] = str(paths.home)
     os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
-    paths.dagster_home.mkdir(parents=True, exist_ok=True)
-    config = paths.dagster_home / "dagster.yaml"
-    if not config.exists():  # an operator's own configuration stays as it is
-        config.write_text(INSTANCE_CONFIG)
+    write_instance_config(paths.dagster_home)
     return paths
 
 
