@@ -6,6 +6,13 @@ windows (``sessions_cnt_w_15m`` .. ``_w_24h``) and every FG-C comparison of it w
 ``metric_group("log_ratio_bytes_src_sum_w_1h_bl30d") == "bytes_src_sum"``. A column that is not
 derived from an FG-A metric (a suspicion score, a time feature) is its own group.
 
+One behaviour spans three cadence metrics: the host's most regular outbound pair, how often it was
+contacted and in how many of the 24 hours (``beacon_cadence_score``, ``beacon_pair_conn_cnt``,
+``beacon_hourly_coverage``) form the group ``beacon_persistence``, so the forest sees the joint
+excess of a beacon (regular AND busy AND persistent) that each alone shares with ordinary hosts (a
+5-hour timer is regular, a backup is busy). Measured in docs/design.md ("Model: one forest per
+metric"): the beacons gain, globex's exfiltration loses some rank.
+
 Why: an attack is usually an excess in a few metrics (bytes out, distinct ports, new peers, cadence);
 one forest over ~950 inputs picks split features at random and dilutes it among hundreds of ordinary
 ones, while a forest per metric isolates it and the record's score is its most anomalous group
@@ -23,6 +30,12 @@ from ndr_assets.transforms.windows import WINDOW_LABELS
 
 # Longest first: "z_mad_clipped_" before "z_mad_".
 COMPARISON_PREFIXES = tuple(sorted((*TRANSFORM_FORMULAS, *SUSPICION_PREFIXES), key=len, reverse=True))
+# Metric -> the behaviour group it shares with other metrics (see the module doc).
+BEHAVIOUR_GROUPS = {
+    "beacon_cadence_score": "beacon_persistence",
+    "beacon_pair_conn_cnt": "beacon_persistence",
+    "beacon_hourly_coverage": "beacon_persistence",
+}
 _WINDOW_SUFFIX = re.compile(r"_(?:" + "|".join(map(re.escape, WINDOW_LABELS)) + r")(?:_bl\w+)?$")
 
 
@@ -38,10 +51,12 @@ def metric_group(feature: str) -> str:
 
 
 def group_columns(features: list[str], by: str) -> list[tuple[str, list[int]]]:
-    """``[(group name, column positions)]`` in first-appearance order; ``by`` is "metric" or "all"."""
+    """``[(group name, column positions)]`` in first-appearance order; ``by`` is "metric" (one group per
+    metric, or per behaviour for the metrics of :data:`BEHAVIOUR_GROUPS`) or "all"."""
     if by == "all":
         return [("all", list(range(len(features))))]
     groups: dict[str, list[int]] = {}
     for position, feature in enumerate(features):
-        groups.setdefault(metric_group(feature), []).append(position)
+        metric = metric_group(feature)
+        groups.setdefault(BEHAVIOUR_GROUPS.get(metric, metric), []).append(position)
     return list(groups.items())

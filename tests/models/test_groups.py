@@ -40,3 +40,13 @@ def test_group_columns_keep_first_appearance_order_and_positions():
         ("sessions_cnt", [0, 2]), ("bytes_src_sum", [1, 4]), ("hour_of_day_sin", [3]),
     ]
     assert group_columns(features, "all") == [("all", [0, 1, 2, 3, 4])]
+
+
+def test_the_beacon_persistence_metrics_form_one_behaviour_group():
+    features = ["beacon_cadence_score_w_24h", "beacon_interval_median_s_w_24h", "sessions_cnt_w_15m",
+                "beacon_pair_conn_cnt_w_24h", "beacon_hourly_coverage_w_24h", "beacon_bytes_skew_w_24h"]
+
+    assert group_columns(features, "metric") == [
+        ("beacon_persistence", [0, 3, 4]), ("beacon_interval_median_s", [1]), ("sessions_cnt", [2]),
+        ("beacon_bytes_skew", [5]),
+    ]
