@@ -18,15 +18,19 @@ import json
 import os
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from ndr_assets.partitions import FIFTEEN_MINUTE_KEY_FORMAT, fifteen_minute_partitions
+from ndr_assets.transforms.windows import SLICE_MINUTES
+
+FIRST_WINDOW = datetime(2026, 4, 1, 0, 8, tzinfo=UTC)
+
 
 def _job(assets: int):
-    windows = dg.TimeWindowPartitionsDefinition(
-        start="2026-04-01-00:08", cron_schedule="8-59/15 * * * *", fmt="%Y-%m-%d-%H:%M"
-    )
+    windows = fifteen_minute_partitions(FIRST_WINDOW)
 
     def make(index: int):
         @dg.asset(name=f"step_{index}", partitions_def=windows, backfill_policy=dg.BackfillPolicy.single_run(),
@@ -38,27 +42,23 @@ def _job(assets: int):
 
     defs = dg.Definitions(assets=[make(i) for i in range(assets)],
                           jobs=[dg.define_asset_job("all")])
-    return defs.resolve_job_def("all"), windows
+    return defs.resolve_job_def("all")
 
 
 def measure(*, partitions: int, assets: int, batched: bool) -> dict:
     from ndr_jobs.backfill import RANGE_END_TAG, RANGE_START_TAG, console_logs
-    from ndr_jobs.instance import BATCH_SIZE_ENV, write_instance_config
+    from ndr_jobs.instance import BATCH_SIZE_ENV, LEGACY_INSTANCE_CONFIG, write_instance_config
 
-    job, windows = _job(assets)
-    range_keys = []
-    window = windows.get_first_partition_window()
-    for _ in range(partitions):
-        range_keys.append(window.start.strftime(windows.fmt))
-        window = windows.get_next_partition_window(window.end)
-    first, last = range_keys[0], range_keys[-1]
+    job = _job(assets)
+    first = FIRST_WINDOW.strftime(FIFTEEN_MINUTE_KEY_FORMAT)
+    last = (FIRST_WINDOW + timedelta(minutes=SLICE_MINUTES * (partitions - 1))).strftime(FIFTEEN_MINUTE_KEY_FORMAT)
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         os.environ.pop(BATCH_SIZE_ENV, None)
         if batched:
             write_instance_config(home)
         else:
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            (home / "dagster.yaml").write_text(LEGACY_INSTANCE_CONFIG)  # Dagster's default storage
         with dg.DagsterInstance.from_config(str(home)) as instance:
             began = time.perf_counter()
             result = job.execute_in_process(

@@ -7,6 +7,10 @@ storage as batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set, but its SQLite stor
 event by event, each in its own engine and commit to the run's database and again to the index
 database (about 13 ms an event here). :class:`BatchedSqliteEventLogStorage` writes the same rows
 with one transaction per database and batch; what it writes is what ``store_event`` would have.
+
+It builds on Dagster's private storage helpers (``_event_to_row``, ``_store_asset_event``, ...);
+``dagster`` is pinned exactly, and tests/jobs/test_instance.py compares a batch with the same events
+stored one by one, so an upgrade that changes them fails there first.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from dagster import EventLogEntry
 from dagster._core.events import (
     ASSET_CHECK_EVENTS,
     ASSET_EVENTS,
     EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
 )
-from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
@@ -30,8 +34,9 @@ BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 # its end anyway, so this bounds only how many events wait in memory.
 EVENT_BATCH_SIZE = 1000
 
+TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 # What earlier versions wrote into a new instance folder; such a file is ours to upgrade.
-LEGACY_INSTANCE_CONFIG = "telemetry:\n  enabled: false\n"
+LEGACY_INSTANCE_CONFIG = TELEMETRY_OFF
 
 
 def instance_config(dagster_home: Path) -> str:
@@ -39,7 +44,7 @@ def instance_config(dagster_home: Path) -> str:
     and the batched event log over the folder Dagster's default SQLite storage uses."""
     runs = dagster_home / "history" / "runs"
     return (
-        "telemetry:\n  enabled: false\n"
+        f"{TELEMETRY_OFF}"
         "event_log_storage:\n"
         f"  module: {__name__}\n"
         f"  class: {BatchedSqliteEventLogStorage.__name__}\n"

@@ -1,5 +1,6 @@
 """The local instance's event log: a batch is stored as Dagster's own SQLite storage stores its events."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -7,6 +8,7 @@ import pytest
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
+from ndr_assets.partitions import fifteen_minute_partitions
 from ndr_jobs.backfill import RANGE_END_TAG, RANGE_START_TAG, console_logs, use_home
 from ndr_jobs.instance import (
     BATCH_SIZE_ENV,
@@ -15,9 +17,7 @@ from ndr_jobs.instance import (
     BatchedSqliteEventLogStorage,
 )
 
-WINDOWS = dg.TimeWindowPartitionsDefinition(
-    start="2026-04-01-00:08", cron_schedule="8-59/15 * * * *", fmt="%Y-%m-%d-%H:%M"
-)
+WINDOWS = fifteen_minute_partitions(datetime(2026, 4, 1, 0, 8, tzinfo=UTC))
 FIRST, LAST = "2026-04-01-00:08", "2026-04-01-02:38"  # 11 windows
 KEYS = WINDOWS.get_partition_keys_in_range(dg.PartitionKeyRange(FIRST, LAST))
 
