@@ -27,13 +27,16 @@ from ndr_assets.models.artifacts import load_bundle
 from ndr_assets.models.features import all_model_input_features, model_input_features
 from ndr_assets.models.serving import combine_group_scores, group_scores, preprocess
 from ndr_assets.models.training import train_model
-from ndr_jobs.demo import DEMO_TENANTS, project_name_for
+from ndr_assets.transforms.windows import SLICE_MINUTES
+from ndr_jobs.demo import DEMO_BUCKET, DEMO_TENANTS, FEATURE_SPEC_VERSION, project_name_for
+from ndr_jobs.synthetic.writers import ground_truth_uri
+from ndr_resources.environments import LocalPaths
+from ndr_resources.lake import local_path_for
 from ndr_resources.model_specs import IfTrainingSpec
 from ndr_resources.parameter_store.sqlite import SqliteParameterStore
 from ndr_resources.specs import FgCBuilderSpec
 
 KEYS = ["host_ip", "window_label", "window_end_ts"]
-VERSION = "v1"
 
 
 def _read(folder: Path, columns: list[str]) -> pd.DataFrame:
@@ -45,11 +48,11 @@ def _read(folder: Path, columns: list[str]) -> pd.DataFrame:
 
 def load_project(home: Path, org1: str, org2: str, month: str, train_day: str, test_day: str) -> dict:
     project = project_name_for(org1, org2)
-    store = SqliteParameterStore(path=str(home / "parameters.sqlite"))
-    spec = store.load_typed_spec(IfTrainingSpec, project, "if_training", VERSION)
-    fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", VERSION)
-    lake = home / "lake" / "ndr-demo"
-    data = lake / "projects" / project / "versions" / VERSION / "data"
+    paths = LocalPaths.resolve(home)
+    store = SqliteParameterStore(path=str(paths.parameters_db))
+    spec = store.load_typed_spec(IfTrainingSpec, project, "if_training", FEATURE_SPEC_VERSION)
+    fg_c_spec = store.load_typed_spec(FgCBuilderSpec, project, "fg_c_builder", FEATURE_SPEC_VERSION)
+    data = paths.lake_root / DEMO_BUCKET / "projects" / project / "versions" / FEATURE_SPEC_VERSION / "data"
     inputs = model_input_features(fg_c_spec)
     bundles = sorted((data / "training" / "if_training" / "artifacts" / f"month={month}").rglob("model.tar.gz"))
     if not bundles:
@@ -71,8 +74,8 @@ def load_project(home: Path, org1: str, org2: str, month: str, train_day: str, t
     day_start = pd.Timestamp(test_day)
     # A day's windows end in (00:00, 24:00]: the evaluation's day of a host-window.
     test = test[(test.window_end_ts > day_start) & (test.window_end_ts <= day_start + pd.Timedelta(days=1))]
-    truth = pd.read_csv(lake / "synthetic" / org1 / org2 / "ground_truth.csv")
-    truth["window_end_ts"] = pd.to_datetime(truth.window_start).dt.tz_localize(None) + pd.Timedelta(minutes=15)
+    truth = pd.read_csv(local_path_for(ground_truth_uri(DEMO_BUCKET, org1, org2), paths.lake_root))
+    truth["window_end_ts"] = pd.to_datetime(truth.window_start).dt.tz_localize(None) + pd.Timedelta(minutes=SLICE_MINUTES)
     labelled = test.reset_index(drop=True).merge(
         truth[["host_ip", "window_end_ts", "scenario_name"]].drop_duplicates(["host_ip", "window_end_ts"]), how="left"
     )
